@@ -1,0 +1,58 @@
+//! The circuit-breaker layer.
+
+use tower_layer::Layer;
+
+use crate::breaker::CircuitBreaker;
+use crate::classify::FailureStatus;
+use crate::service::CircuitBreakerService;
+
+/// Puts a shared [`CircuitBreaker`] in front of a service.
+///
+/// Every service the layer wraps shares the one breaker, so give all routes to an upstream
+/// layers built from clones of that upstream's breaker.
+#[derive(Clone, Debug)]
+pub struct CircuitBreakerLayer<C = FailureStatus> {
+    breaker: CircuitBreaker,
+    classifier: C,
+}
+
+impl CircuitBreakerLayer {
+    /// A layer counting the breaker's configured failure statuses (default: any 5xx) as
+    /// failures, besides errors and [`UpstreamFailure`](gateway_core::UpstreamFailure)
+    /// responses.
+    pub fn new(breaker: CircuitBreaker) -> Self {
+        let classifier = breaker.failure_status();
+        Self {
+            breaker,
+            classifier,
+        }
+    }
+}
+
+impl<C> CircuitBreakerLayer<C> {
+    /// Decides with `classifier` which responses count as failures, instead of by status.
+    ///
+    /// Errors and [`UpstreamFailure`](gateway_core::UpstreamFailure) responses still count.
+    /// A classifier is any [`ClassifyResponse`](crate::ClassifyResponse), such as a
+    /// `Fn(&Response<B>) -> bool` closure.
+    #[must_use]
+    pub fn classify_with<D>(self, classifier: D) -> CircuitBreakerLayer<D> {
+        CircuitBreakerLayer {
+            breaker: self.breaker,
+            classifier,
+        }
+    }
+
+    /// The breaker this layer installs.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+}
+
+impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
+    type Service = CircuitBreakerService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreakerService::with_classifier(inner, self.breaker.clone(), self.classifier.clone())
+    }
+}

@@ -1,0 +1,464 @@
+//! The gateway's TOML config: its shape, defaults, and a loader whose errors name the file,
+//! line and field.
+//!
+//! The section and key names are a contract other tools rely on: they are extended, never
+//! renamed. Each layer crate owns the shape of its own section (`[jwt]`, `[redis]`,
+//! `[routes.rate_limit]`, `[upstreams.NAME.circuit_breaker]`, the header tables); this module
+//! composes them and checks what spans sections (a route's upstream exists, auth needs `[jwt]`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gateway_core::TrustedProxies;
+use gateway_core::config::{ByteSize, HumanDuration};
+use http::Method;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::routing::normalize_route_prefix;
+
+/// `[jwt]`: owned by `gateway-auth`.
+pub type JwtSection = gateway_auth::config::JwtConfig;
+/// `[redis]`: owned by `gateway-ratelimit`.
+pub type RedisSection = gateway_ratelimit::config::RedisConfig;
+/// `[routes.rate_limit]`: owned by `gateway-ratelimit`.
+pub type RateLimitSection = gateway_ratelimit::config::RateLimitConfig;
+/// `[upstreams.NAME.circuit_breaker]`: owned by `gateway-breaker`.
+pub type BreakerSection = gateway_breaker::config::BreakerConfig;
+/// `[routes.request_headers]` and `[routes.response_headers]`: owned by `gateway-headers`.
+pub type HeaderRulesSection = gateway_headers::config::HeaderRulesConfig;
+/// `[headers]`: owned by `gateway-headers`.
+pub type GlobalHeadersSection = gateway_headers::config::GlobalHeadersConfig;
+/// A route's `auth` mode: owned by `gateway-auth`.
+pub type AuthMode = gateway_auth::config::AuthMode;
+
+/// The whole config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the public listener.
+    pub server: ServerSection,
+    /// `[admin]`: health, readiness and metrics, never on the public port.
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// `[jwt]`: token verification, shared by every route with `auth` set.
+    pub jwt: Option<JwtSection>,
+    /// `[redis]`: the shared rate-limit store; without it limits are per instance, in memory.
+    pub redis: Option<RedisSection>,
+    /// `[headers]`: header rules applied on every route, and the request id.
+    #[serde(default)]
+    pub headers: Option<GlobalHeadersSection>,
+    /// `[upstreams.NAME]`: where routes send traffic.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSection>,
+    /// `[[routes]]`: matched by longest path prefix on segment boundaries.
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address of the public listener.
+    pub listen: SocketAddr,
+    /// Largest request body; 413 beyond, enforced while streaming.
+    #[serde(default = "defaults::max_body")]
+    pub max_body: ByteSize,
+    /// Time for the whole request until the response headers; 504 on expiry.
+    #[serde(default = "defaults::request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// Networks whose `X-Forwarded-For` is believed for the client IP.
+    #[serde(default, deserialize_with = "de_trusted_proxies")]
+    pub trusted_proxies: TrustedProxies,
+    /// Worker threads, each running its own event loop and listener (`SO_REUSEPORT`);
+    /// default: one per CPU core.
+    pub workers: Option<usize>,
+    /// Time allowed to read a request's headers; the connection is closed after it.
+    #[serde(default = "defaults::header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// Largest request head (request line and headers); 431 beyond.
+    #[serde(default = "defaults::max_header_size")]
+    pub max_header_size: ByteSize,
+    /// Grace period for in-flight requests after SIGTERM/SIGINT.
+    #[serde(default = "defaults::shutdown_grace")]
+    pub shutdown_grace: HumanDuration,
+    /// Write an access log line per request.
+    #[serde(default = "defaults::yes")]
+    pub access_log: bool,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Address of the admin listener (`/health`, `/ready`, `/metrics`); none: no admin listener.
+    pub listen: Option<SocketAddr>,
+}
+
+/// How an upstream spreads requests over its targets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceSection {
+    /// Each target in turn.
+    #[default]
+    RoundRobin,
+    /// The less busy of two random targets.
+    LeastRequest,
+}
+
+/// `[upstreams.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// Target base URLs, `http://host:port[/base]`.
+    pub targets: Spanned<Vec<String>>,
+    /// Load-balancing policy.
+    #[serde(default)]
+    pub balance: BalanceSection,
+    /// Time to establish a connection to a target.
+    #[serde(default = "defaults::connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Time until the upstream's response headers; 504 on expiry.
+    #[serde(default = "defaults::upstream_timeout")]
+    pub timeout: HumanDuration,
+    /// How long an idle pooled connection is kept.
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Speak HTTP/2 with prior knowledge (h2c) to the targets.
+    #[serde(default)]
+    pub h2c: bool,
+    /// Forward the client's `Host` instead of the target's authority.
+    #[serde(default)]
+    pub preserve_host: bool,
+    /// How long a target that refuses connections is skipped.
+    #[serde(default = "defaults::eject_for")]
+    pub eject_for: HumanDuration,
+    /// Circuit breaker for this upstream (all its targets).
+    pub circuit_breaker: Option<BreakerSection>,
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Name used in metrics and logs; default: the path.
+    pub name: Option<String>,
+    /// Path prefix, matched on segment boundaries; the longest matching prefix wins.
+    pub path: Spanned<String>,
+    /// Allowed methods; default: any.
+    #[serde(default, deserialize_with = "de_methods")]
+    pub methods: Option<Vec<Method>>,
+    /// Name of the `[upstreams.NAME]` that serves the route.
+    pub upstream: Spanned<String>,
+    /// Remove the route's prefix before forwarding (`/api/users/42` -> `/42`).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Token requirement: `required`, `optional` or `none`.
+    #[serde(default = "defaults::auth")]
+    pub auth: Spanned<AuthMode>,
+    /// Roles allowed on the route (403 for others); empty: any authenticated caller.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Rate limit of the route.
+    pub rate_limit: Option<RateLimitSection>,
+    /// Request header rules, applied after authentication.
+    pub request_headers: Option<HeaderRulesSection>,
+    /// Response header rules, applied to every response of the route.
+    pub response_headers: Option<HeaderRulesSection>,
+}
+
+impl RouteSection {
+    /// The route's name for metrics and logs.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.path.get_ref())
+    }
+}
+
+impl UpstreamSection {
+    /// The connect timeout as a [`Duration`].
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout.get()
+    }
+}
+
+mod defaults {
+    use super::*;
+
+    pub(super) fn max_body() -> ByteSize {
+        ByteSize(10 << 20)
+    }
+    pub(super) fn request_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(30))
+    }
+    pub(super) fn header_read_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(10))
+    }
+    pub(super) fn max_header_size() -> ByteSize {
+        ByteSize(64 << 10)
+    }
+    pub(super) fn shutdown_grace() -> HumanDuration {
+        HumanDuration(Duration::from_secs(30))
+    }
+    pub(super) fn connect_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(2))
+    }
+    pub(super) fn upstream_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(30))
+    }
+    pub(super) fn idle_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(90))
+    }
+    pub(super) fn eject_for() -> HumanDuration {
+        HumanDuration(Duration::from_secs(5))
+    }
+    pub(super) fn auth() -> Spanned<AuthMode> {
+        Spanned::new(0..0, AuthMode::None)
+    }
+    pub(super) fn yes() -> bool {
+        true
+    }
+}
+
+fn de_trusted_proxies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TrustedProxies, D::Error> {
+    let networks = Vec::<String>::deserialize(d)?;
+    TrustedProxies::parse(&networks).map_err(serde::de::Error::custom)
+}
+
+fn de_methods<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Method>>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    if names.is_empty() {
+        return Err(serde::de::Error::custom("`methods` must name at least one method (omit it to allow any)"));
+    }
+    names
+        .iter()
+        .map(|name| {
+            let upper = name.to_ascii_uppercase();
+            Method::from_bytes(upper.as_bytes())
+                .map_err(|_| serde::de::Error::custom(format!("`{name}` is not an HTTP method")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A config error, located in its file.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// Dotted path of the offending field (`routes[1].rate_limit.limit`), when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds located errors for one config text.
+pub(crate) struct Locator<'a> {
+    file: &'a Path,
+    source: &'a str,
+}
+
+impl<'a> Locator<'a> {
+    pub(crate) fn new(file: &'a Path, source: &'a str) -> Self {
+        Self { file, source }
+    }
+
+    /// An error at a span of the source.
+    pub(crate) fn at(&self, span: Option<Range<usize>>, field: impl Into<Option<String>>, message: impl fmt::Display) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            position: span.map(|span| line_column(self.source, span.start)),
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, column)
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            position: None,
+            field: None,
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Self::parse(path, &source)
+    }
+
+    /// Parses and validates a config text; `path` only names it in errors.
+    pub fn parse(path: &Path, source: &str) -> Result<Self, ConfigError> {
+        let locator = Locator::new(path, source);
+        let deserializer = toml::Deserializer::parse(source)
+            .map_err(|e| locator.at(e.span(), None, e.message()))?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            locator.at(inner.span(), (field != ".").then_some(field), inner.message())
+        })?;
+        config.validate(&locator)?;
+        Ok(config)
+    }
+
+    fn validate(&self, locator: &Locator<'_>) -> Result<(), ConfigError> {
+        for (name, upstream) in &self.upstreams {
+            if upstream.targets.get_ref().is_empty() {
+                return Err(locator.at(
+                    Some(upstream.targets.span()),
+                    format!("upstreams.{name}.targets"),
+                    "an upstream needs at least one target",
+                ));
+            }
+        }
+        let mut seen: BTreeMap<String, Vec<(usize, Option<&[Method]>)>> = BTreeMap::new();
+        for (index, route) in self.routes.iter().enumerate() {
+            let field = |key: &str| format!("routes[{index}].{key}");
+            let prefix = normalize_route_prefix(route.path.get_ref())
+                .map_err(|reason| locator.at(Some(route.path.span()), field("path"), reason))?;
+            if !self.upstreams.contains_key(route.upstream.get_ref()) {
+                let known: Vec<&str> = self.upstreams.keys().map(String::as_str).collect();
+                return Err(locator.at(
+                    Some(route.upstream.span()),
+                    field("upstream"),
+                    format!(
+                        "no upstream named `{}` (defined: {})",
+                        route.upstream.get_ref(),
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    ),
+                ));
+            }
+            if *route.auth.get_ref() != AuthMode::None && self.jwt.is_none() {
+                return Err(locator.at(
+                    Some(route.auth.span()),
+                    field("auth"),
+                    "authentication needs a [jwt] section",
+                ));
+            }
+            if !route.roles.is_empty() && *route.auth.get_ref() == AuthMode::None {
+                return Err(locator.at(
+                    Some(route.path.span()),
+                    field("roles"),
+                    "`roles` needs `auth = \"required\"` or `\"optional\"`",
+                ));
+            }
+            let methods = route.methods.as_deref();
+            let same_prefix = seen.entry(prefix).or_default();
+            for (other, other_methods) in same_prefix.iter() {
+                let overlap = match (methods, other_methods) {
+                    (Some(a), Some(b)) => a.iter().any(|m| b.contains(m)),
+                    _ => true,
+                };
+                if overlap {
+                    return Err(locator.at(
+                        Some(route.path.span()),
+                        field("path"),
+                        format!("routes[{other}] already serves this path for some of these methods"),
+                    ));
+                }
+            }
+            same_prefix.push((index, methods));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("gw.toml"), src)
+    }
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+
+[upstreams.users]
+targets = ["http://127.0.0.1:9001"]
+
+[[routes]]
+path = "/api"
+upstream = "users"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = parse(BASE).unwrap();
+        assert_eq!(config.server.max_body.bytes(), 10 << 20);
+        assert_eq!(config.server.request_timeout.get(), Duration::from_secs(30));
+        assert_eq!(config.routes[0].display_name(), "/api");
+        assert_eq!(*config.routes[0].auth.get_ref(), AuthMode::None);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_field() {
+        let err = parse(&BASE.replace("strip_prefix", "x").replace("upstream = \"users\"", "upstream = \"users\"\nstrip_prefx = true")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("gw.toml:11:"), "{text}");
+        assert!(text.contains("strip_prefx"), "{text}");
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let err = parse(&BASE.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nrequest_timeout = \"30 parsecs\"")).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("server.request_timeout"));
+        assert_eq!(err.position.map(|p| p.0), Some(4));
+        assert!(err.message.contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn unknown_upstream_is_located() {
+        let err = parse(&BASE.replace("upstream = \"users\"", "upstream = \"orders\"")).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("routes[0].upstream"));
+        assert_eq!(err.position.map(|p| p.0), Some(10));
+        assert!(err.message.contains("orders"), "{err}");
+    }
+
+    #[test]
+    fn auth_without_jwt_is_rejected() {
+        let err = parse(&format!("{BASE}auth = \"required\"\n")).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("routes[0].auth"));
+    }
+
+    #[test]
+    fn duplicate_route_is_rejected() {
+        let err = parse(&format!("{BASE}\n[[routes]]\npath = \"/api/\"\nupstream = \"users\"\n")).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("routes[1].path"));
+    }
+
+    #[test]
+    fn method_split_routes_are_allowed() {
+        let src = format!("{BASE}methods = [\"GET\"]\n\n[[routes]]\npath = \"/api\"\nmethods = [\"post\"]\nupstream = \"users\"\n");
+        let config = parse(&src).unwrap();
+        assert_eq!(config.routes[1].methods.as_deref(), Some(&[Method::POST][..]));
+    }
+}

@@ -1,0 +1,108 @@
+//! The per-connection service handed to hyper: stamps the peer address, takes the current
+//! config generation, and accounts for each request when its response ends.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use gateway_core::PeerAddr;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tower::ServiceExt;
+use tower::util::Oneshot;
+use tower_service::Service;
+
+use crate::observe::{Observed, ObservedBody, Record};
+
+/// The front of one config generation: the service every request of that generation enters.
+pub trait Front: Service<Request<Incoming>, Error = Infallible> + Clone + Send + Sync + 'static {}
+impl<T> Front for T where T: Service<Request<Incoming>, Error = Infallible> + Clone + Send + Sync + 'static {}
+
+/// What the connection service needs of a config generation.
+pub struct Current<F> {
+    /// The generation's front service.
+    pub front: F,
+    /// Whether access log lines are written.
+    pub access_log: bool,
+}
+
+/// The service of one client connection.
+pub struct ConnectionService<F> {
+    peer: SocketAddr,
+    current: Arc<ArcSwap<Current<F>>>,
+}
+
+impl<F> ConnectionService<F> {
+    /// The service for a connection from `peer`.
+    pub fn new(peer: SocketAddr, current: Arc<ArcSwap<Current<F>>>) -> Self {
+        Self { peer, current }
+    }
+}
+
+impl<F, B> hyper::service::Service<Request<Incoming>> for ConnectionService<F>
+where
+    F: Front<Response = Response<B>>,
+    B: http_body::Body,
+{
+    type Response = Response<ObservedBody<B>>;
+    type Error = Infallible;
+    type Future = ConnectionFuture<F>;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        let start = Instant::now();
+        request.extensions_mut().insert(PeerAddr(self.peer));
+        let current = self.current.load();
+        ConnectionFuture {
+            start,
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            access_log: current.access_log,
+            future: current.front.clone().oneshot(request),
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`ConnectionService`].
+    pub struct ConnectionFuture<F: Service<Request<Incoming>>> {
+        #[pin]
+        future: Oneshot<F, Request<Incoming>>,
+        start: Instant,
+        method: http::Method,
+        uri: http::Uri,
+        access_log: bool,
+    }
+}
+
+impl<F, B> Future for ConnectionFuture<F>
+where
+    F: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>,
+    B: http_body::Body,
+{
+    type Output = Result<Response<ObservedBody<B>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = std::task::ready!(this.future.poll(cx));
+        // Every response passes the dispatcher, which says what it observed; a front layer that
+        // answered on its own leaves the request unaccounted rather than failing it.
+        let observed = response.extensions_mut().remove::<Observed>();
+        let record = Record {
+            start: *this.start,
+            method: std::mem::take(this.method),
+            uri: std::mem::take(this.uri),
+            status: response.status().as_u16(),
+            request_id: response.headers().get("x-request-id").cloned(),
+            observed,
+            bytes: 0,
+            access_log: *this.access_log,
+            empty_body: http_body::Body::is_end_stream(response.body()),
+        };
+        Poll::Ready(Ok(response.map(|body| ObservedBody::new(body, record))))
+    }
+}

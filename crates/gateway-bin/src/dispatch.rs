@@ -1,0 +1,242 @@
+//! The dispatcher: normalizes the path, finds the route, enforces the body limit and the
+//! request timeout, and calls the route's layer stack.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::{ClientIp, PeerAddr, Problem, ResponseBody, TrustedProxies};
+use http::header::{ALLOW, CONTENT_LENGTH};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tower::ServiceExt;
+use tower::util::Oneshot;
+use tower_service::Service;
+
+use crate::metrics::RouteMetrics;
+use crate::observe::Observed;
+use crate::request_body::RequestBody;
+use crate::routing::{Match, RouteTable, normalize_path, strip_prefix};
+
+/// One route as the dispatcher calls it.
+#[derive(Clone)]
+pub struct Route<S> {
+    /// The route's layer stack, ending in the upstream's proxy.
+    pub service: S,
+    /// The route's metrics.
+    pub metrics: Arc<RouteMetrics>,
+    /// Whether the matched prefix is removed before forwarding.
+    pub strip_prefix: bool,
+}
+
+/// What the dispatcher needs of one config generation.
+pub struct Routes<S> {
+    /// Prefix lookup.
+    pub table: RouteTable,
+    /// Routes in config order (the table's indices).
+    pub routes: Vec<Route<S>>,
+    /// `[server].max_body`.
+    pub max_body: u64,
+    /// `[server].request_timeout`.
+    pub request_timeout: Duration,
+    /// `[server].trusted_proxies`.
+    pub trusted: TrustedProxies,
+    /// The pseudo-route of requests no route matched.
+    pub unmatched: Arc<RouteMetrics>,
+    /// The process's metrics.
+    pub registry: Arc<crate::metrics::Registry>,
+}
+
+/// Routes requests to their route's stack. Cheap to clone.
+pub struct Dispatch<S> {
+    routes: Arc<Routes<S>>,
+}
+
+impl<S> Clone for Dispatch<S> {
+    fn clone(&self) -> Self {
+        Self { routes: self.routes.clone() }
+    }
+}
+
+impl<S> Dispatch<S> {
+    /// A dispatcher over a generation's routes.
+    pub fn new(routes: Arc<Routes<S>>) -> Self {
+        Self { routes }
+    }
+}
+
+type LocalResponse<B> = Response<ResponseBody<B>>;
+
+fn problem<B>(status: StatusCode, detail: &'static str) -> LocalResponse<B> {
+    ResponseBody::problem(Problem::new(status).with_detail(detail))
+}
+
+impl<S, B> Service<Request<Incoming>> for Dispatch<S>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>, Error = std::convert::Infallible> + Clone,
+{
+    type Response = LocalResponse<B>;
+    type Error = std::convert::Infallible;
+    type Future = DispatchFuture<S, B>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+        let routes = &*self.routes;
+        let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+        let client_ip = match peer {
+            Some(peer) => routes.trusted.resolve(peer, request.headers()),
+            None => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        };
+        request.extensions_mut().insert(ClientIp(client_ip));
+        let unmatched = |response: LocalResponse<B>| DispatchFuture::local(response, Observed { route: routes.unmatched.clone(), client_ip });
+
+        let path = match normalize_path(request.uri().path()) {
+            Ok(path) => path,
+            Err(error) => return unmatched(problem_owned(StatusCode::BAD_REQUEST, error.to_string())),
+        };
+        let (index, prefix_len) = match routes.table.find(&path, request.method()) {
+            Match::Route { index, prefix_len } => (index, prefix_len),
+            Match::MethodNotAllowed { allow } => {
+                let mut response = problem(StatusCode::METHOD_NOT_ALLOWED, "the route does not accept this method");
+                if let Ok(allow) = HeaderValue::from_str(allow) {
+                    response.headers_mut().insert(ALLOW, allow);
+                }
+                return unmatched(response);
+            }
+            Match::NotFound => return unmatched(problem(StatusCode::NOT_FOUND, "no route matches the request path")),
+        };
+        let route = &routes.routes[index];
+        let observed = Observed { route: route.metrics.clone(), client_ip };
+
+        let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > routes.max_body) {
+            return DispatchFuture::local(problem(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than the gateway accepts"), observed);
+        }
+
+        let forward_path = if route.strip_prefix { strip_prefix(&path, prefix_len) } else { &path };
+        if forward_path != request.uri().path() {
+            match rewrite_path(request.uri(), forward_path) {
+                Some(uri) => *request.uri_mut() = uri,
+                None => return DispatchFuture::local(problem(StatusCode::BAD_REQUEST, "the request target cannot be forwarded"), observed),
+            }
+        }
+
+        // A declared length that fits cannot be exceeded (hyper enforces it); only a streamed
+        // body without one needs the flag that turns the aborted upstream call into a 413.
+        let exceeded = (declared.is_none() && !http_body::Body::is_end_stream(request.body())).then(|| Arc::new(AtomicBool::new(false)));
+        let request = request.map(|body| RequestBody::new(body, routes.max_body, exceeded.clone()));
+        DispatchFuture::Route {
+            future: route.service.clone().oneshot(request),
+            deadline: tokio::time::sleep(routes.request_timeout),
+            observed: Some(observed),
+            exceeded,
+        }
+    }
+}
+
+fn problem_owned<B>(status: StatusCode, detail: String) -> LocalResponse<B> {
+    ResponseBody::problem(Problem::new(status).with_detail(detail))
+}
+
+/// The request's URI with another path and the same query, byte for byte.
+fn rewrite_path(uri: &Uri, path: &str) -> Option<Uri> {
+    let path_and_query = match uri.query() {
+        Some(query) => {
+            let mut pq = String::with_capacity(path.len() + 1 + query.len());
+            pq.push_str(path);
+            pq.push('?');
+            pq.push_str(query);
+            PathAndQuery::from_maybe_shared(Bytes::from(pq)).ok()?
+        }
+        None => PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(path.as_bytes())).ok()?,
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query);
+    Uri::from_parts(parts).ok()
+}
+
+/// Counts what the route's layers decided, from the markers they leave on the response.
+fn count_layer_decisions<B>(response: &Response<B>, observed: &Observed) {
+    let extensions = response.extensions();
+    if let Some(failure) = extensions.get::<gateway_auth::AuthFailure>() {
+        observed.route.record_auth_failure(failure.as_str());
+    }
+    if let Some(decision) = extensions.get::<gateway_ratelimit::RateLimitDecision>() {
+        observed.route.record_decision(decision.as_str());
+    }
+}
+
+pin_project! {
+    /// The future of [`Dispatch`]: the route's call under the request deadline, or a response
+    /// the dispatcher made itself.
+    #[project = DispatchProj]
+    // pin-project-lite takes no doc comments on enum fields; the variants say what they hold.
+    #[allow(missing_docs)]
+    pub enum DispatchFuture<S: Service<Request<RequestBody>>, B> {
+        /// The route's stack is answering.
+        Route {
+            #[pin]
+            future: Oneshot<S, Request<RequestBody>>,
+            #[pin]
+            deadline: tokio::time::Sleep,
+            observed: Option<Observed>,
+            exceeded: Option<Arc<AtomicBool>>,
+        },
+        /// The dispatcher answered.
+        Local {
+            response: Option<(LocalResponse<B>, Observed)>,
+        },
+    }
+}
+
+impl<S: Service<Request<RequestBody>>, B> DispatchFuture<S, B> {
+    fn local(response: LocalResponse<B>, observed: Observed) -> Self {
+        Self::Local { response: Some((response, observed)) }
+    }
+}
+
+impl<S, B> Future for DispatchFuture<S, B>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>, Error = std::convert::Infallible>,
+{
+    type Output = Result<LocalResponse<B>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            DispatchProj::Route { future, deadline, observed, exceeded } => {
+                let mut response = match future.poll(cx) {
+                    Poll::Ready(Ok(response)) => {
+                        if exceeded.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+                            problem(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than the gateway accepts")
+                        } else {
+                            response.map(ResponseBody::inner)
+                        }
+                    }
+                    Poll::Ready(Err(never)) => match never {},
+                    Poll::Pending => match deadline.poll(cx) {
+                        Poll::Ready(()) => problem(StatusCode::GATEWAY_TIMEOUT, "the request took longer than the gateway allows"),
+                        Poll::Pending => return Poll::Pending,
+                    },
+                };
+                if let Some(observed) = observed.take() {
+                    count_layer_decisions(&response, &observed);
+                    response.extensions_mut().insert(observed);
+                }
+                Poll::Ready(Ok(response))
+            }
+            DispatchProj::Local { response } => {
+                let (mut response, observed) = response.take().expect("DispatchFuture polled after completion");
+                response.extensions_mut().insert(observed);
+                Poll::Ready(Ok(response))
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Per-request accounting: the access log line and the request metrics, recorded when the
+//! response body ends (or is dropped, when the client goes away first).
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Uri};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::metrics::RouteMetrics;
+
+/// What the dispatcher learned about a request, handed to the accounting in the response's
+/// extensions.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    /// The route's metrics (the unmatched pseudo-route for 400/404/405).
+    pub route: Arc<RouteMetrics>,
+    /// The resolved client IP.
+    pub client_ip: IpAddr,
+}
+
+/// One request's accounting, finished once.
+#[derive(Debug)]
+pub struct Record {
+    pub(crate) start: Instant,
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    pub(crate) status: u16,
+    pub(crate) observed: Option<Observed>,
+    pub(crate) request_id: Option<HeaderValue>,
+    pub(crate) bytes: u64,
+    pub(crate) access_log: bool,
+    /// The body had ended before it was sent, so dropping it unpolled is a complete response.
+    pub(crate) empty_body: bool,
+}
+
+impl Record {
+    fn finish(self, complete: bool) {
+        let elapsed = self.start.elapsed();
+        let Some(observed) = self.observed else {
+            return;
+        };
+        observed.route.record(&self.method, self.status, elapsed);
+        if self.access_log {
+            let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let upstream = match observed.route.upstream() {
+                "" => "-",
+                name => name,
+            };
+            tracing::info!(
+                target: "access",
+                client_ip = %observed.client_ip,
+                method = %self.method,
+                path = %self.uri.path(),
+                route = observed.route.name(),
+                upstream,
+                status = self.status,
+                bytes = self.bytes,
+                duration_ms = elapsed.as_secs_f64() * 1e3,
+                request_id,
+                complete,
+            );
+        }
+    }
+}
+
+pin_project! {
+    /// A response body that finishes its request's [`Record`] when it ends or is dropped.
+    pub struct ObservedBody<B> {
+        #[pin]
+        inner: B,
+        record: Option<Record>,
+    }
+
+    impl<B> PinnedDrop for ObservedBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(record) = this.project().record.take() {
+                // A body that was complete from the start (empty, HEAD) is never polled.
+                let complete = record.empty_body;
+                record.finish(complete);
+            }
+        }
+    }
+}
+
+impl<B> ObservedBody<B> {
+    /// Wraps a body with its request's record.
+    pub fn new(inner: B, record: Record) -> Self {
+        Self { inner, record: Some(record) }
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for ObservedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(record)) = (frame.data_ref(), this.record.as_mut()) {
+                    record.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(record) = this.record.take() {
+                    record.finish(true);
+                }
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,295 @@
+//! The running gateway: worker threads serving the public listener, a control thread for the
+//! admin listener, config reloads and background tasks, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::admin::{self, AdminSource};
+use crate::config::{Config, ConfigError};
+use crate::connection::{ConnectionService, Current};
+use crate::metrics::{Registry, Snapshot};
+use crate::server::{self, ConnectionGauge, ConnectionLimits};
+use crate::stack::{self, BuildError, FrontService, Generation, Shared};
+
+/// Why the gateway could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The layers could not be built from the config.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A listener could not be bound or a thread started.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartError {
+    let what = what.into();
+    move |source| StartError::Io { what, source }
+}
+
+/// Information about the loaded config, for `/ready`.
+struct Loaded {
+    version: u64,
+    loaded_at: SystemTime,
+    generation: Generation,
+}
+
+/// State shared by the workers, the admin listener and the reloader.
+struct State {
+    current: Arc<ArcSwap<Current<FrontService>>>,
+    loaded: ArcSwap<Loaded>,
+    shared: tokio::sync::Mutex<Shared>,
+    registry: Arc<Registry>,
+    gauge: Arc<ConnectionGauge>,
+    listen: SocketAddr,
+    config_path: Option<PathBuf>,
+    ready: std::sync::atomic::AtomicBool,
+}
+
+impl AdminSource for State {
+    fn readiness(&self) -> (bool, serde_json::Value) {
+        let loaded = self.loaded.load();
+        let (dependencies_ready, mut detail) = loaded.generation.readiness();
+        let listening = self.ready.load(std::sync::atomic::Ordering::Acquire);
+        let loaded_at = loaded.loaded_at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        detail["config"] = serde_json::json!({ "version": loaded.version, "loaded_at_unix": loaded_at });
+        detail["listening"] = listening.into();
+        let ready = listening && dependencies_ready;
+        detail["status"] = if ready { "ready" } else { "not_ready" }.into();
+        (ready, detail)
+    }
+
+    fn metrics(&self) -> String {
+        let loaded = self.loaded.load();
+        let circuits = loaded.generation.circuits();
+        let snapshot = Snapshot {
+            active_connections: self.gauge.get(),
+            ratelimit_backend_errors: loaded.generation.ratelimit_backend_errors(),
+            circuits: circuits.iter().map(|(name, state, transitions)| (name.as_str(), *state, transitions.clone())).collect(),
+        };
+        self.registry.render(&snapshot)
+    }
+}
+
+impl State {
+    /// Loads the config file again and swaps it in; on error the old config stays.
+    async fn reload(&self) -> Result<u64, StartError> {
+        let Some(path) = &self.config_path else {
+            return Err(StartError::Io {
+                what: "reload".into(),
+                source: std::io::Error::other("the gateway was started without a config file"),
+            });
+        };
+        let result = async {
+            let config = Config::load(path)?;
+            if config.server.listen != self.listen {
+                tracing::warn!(
+                    old = %self.listen,
+                    new = %config.server.listen,
+                    "[server].listen changed: the new address takes effect only after a restart"
+                );
+            }
+            // The lock also serializes reloads (SIGHUP, file watch, API).
+            let mut shared = self.shared.lock().await;
+            let generation = stack::build(&config, &mut shared, &self.registry).await?;
+            let version = self.loaded.load().version + 1;
+            self.current.store(Arc::new(generation.current()));
+            self.loaded.store(Arc::new(Loaded { version, loaded_at: SystemTime::now(), generation }));
+            Ok::<_, StartError>(version)
+        }
+        .await;
+        self.registry.reload(result.is_ok());
+        match &result {
+            Ok(version) => tracing::info!(version, "config reloaded"),
+            Err(error) => tracing::error!(%error, "config reload failed; still serving the previous config"),
+        }
+        result
+    }
+}
+
+/// A gateway serving requests.
+pub struct RunningGateway {
+    state: Arc<State>,
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    workers: Vec<thread::JoinHandle<()>>,
+    control: tokio::runtime::Runtime,
+    grace: Duration,
+}
+
+impl RunningGateway {
+    /// Builds the layers from `config`, binds the listeners and starts serving.
+    ///
+    /// `config_path` is the file reloads read (SIGHUP, file changes, [`reload`](Self::reload)).
+    pub fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
+        let control = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("gateway-control")
+            .enable_all()
+            .build()
+            .map_err(io_error("starting the control runtime"))?;
+        let registry = Arc::new(Registry::default());
+        let mut shared = Shared::default();
+        let generation = control.block_on(stack::build(&config, &mut shared, &registry))?;
+        let workers_count = config.server.workers.unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
+        let listeners = server::bind_reuseport(config.server.listen, workers_count)
+            .map_err(io_error(format!("binding [server].listen {}", config.server.listen)))?;
+        let addr = listeners[0].local_addr().map_err(io_error("reading the listener address"))?;
+        let admin_listener = match config.admin.listen {
+            Some(admin) => Some(
+                std::net::TcpListener::bind(admin).map_err(io_error(format!("binding [admin].listen {admin}")))?,
+            ),
+            None => None,
+        };
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+        let state = Arc::new(State {
+            current: Arc::new(ArcSwap::from_pointee(generation.current())),
+            loaded: ArcSwap::from_pointee(Loaded { version: 1, loaded_at: SystemTime::now(), generation }),
+            shared: tokio::sync::Mutex::new(shared),
+            registry,
+            gauge: Arc::new(ConnectionGauge::default()),
+            listen: config.server.listen,
+            config_path,
+            ready: false.into(),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let limits = ConnectionLimits {
+            header_read_timeout: config.server.header_read_timeout.get(),
+            max_header_size: usize::try_from(config.server.max_header_size.bytes()).unwrap_or(usize::MAX),
+        };
+        let grace = config.server.shutdown_grace.get();
+
+        let mut workers = Vec::with_capacity(listeners.len());
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let state = state.clone();
+            let stop_rx = stop_rx.clone();
+            let worker = thread::Builder::new()
+                .name(format!("gateway-worker-{index}"))
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(runtime) => runtime,
+                        Err(error) => {
+                            tracing::error!(%error, "worker runtime failed to start");
+                            return;
+                        }
+                    };
+                    let current = state.current.clone();
+                    let make_service = move |peer| ConnectionService::new(peer, current.clone());
+                    if let Err(error) = runtime.block_on(server::serve(listener, limits, state.gauge.clone(), make_service, stop_rx, grace)) {
+                        tracing::error!(%error, "worker stopped");
+                    }
+                })
+                .map_err(io_error("starting a worker thread"))?;
+            workers.push(worker);
+        }
+        if let Some(listener) = admin_listener {
+            let source: Arc<dyn AdminSource> = state.clone();
+            let stop_rx = stop_rx.clone();
+            control.spawn(async move {
+                if let Err(error) = admin::serve(listener, source, stop_rx).await {
+                    tracing::error!(%error, "admin listener stopped");
+                }
+            });
+        }
+        if state.config_path.is_some() {
+            control.spawn(watch_config(state.clone(), stop_rx));
+        }
+        state.ready.store(true, std::sync::atomic::Ordering::Release);
+        tracing::info!(%addr, admin = ?admin_addr, workers = workers.len(), "gateway listening");
+        Ok(Self { state, addr, admin_addr, stop, workers, control, grace })
+    }
+
+    /// The public listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin listener's address, when configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Reloads the config file now; on error the running config stays.
+    pub fn reload(&self) -> Result<u64, StartError> {
+        let state = self.state.clone();
+        self.control.block_on(async move { state.reload().await })
+    }
+
+    /// A handle to the control runtime, for tasks tied to the gateway's life (signals).
+    pub fn control_handle(&self) -> tokio::runtime::Handle {
+        self.control.handle().clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `[server].shutdown_grace`), and
+    /// returns when every worker is done.
+    pub fn shutdown(self) {
+        self.state.ready.store(false, std::sync::atomic::Ordering::Release);
+        let _ = self.stop.send(true);
+        tracing::info!(grace = ?self.grace, "shutting down: finishing in-flight requests");
+        for worker in self.workers {
+            let _ = worker.join();
+        }
+        self.control.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+/// Reloads on SIGHUP and when the config file's content changes (polled, so it also sees
+/// atomic renames and symlink swaps that file-watch APIs miss; debounced).
+async fn watch_config(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let Some(path) = state.config_path.clone() else { return };
+    let read = |path: &PathBuf| std::fs::read(path).ok();
+    let mut last = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || read(&path)
+    })
+    .await
+    .ok()
+    .flatten();
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        #[cfg(unix)]
+        let hangup_signal = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup_signal = std::future::pending::<Option<()>>();
+        let forced = tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            _ = hangup_signal => true,
+            _ = tick.tick() => false,
+        };
+        let path_for_read = path.clone();
+        let content = tokio::task::spawn_blocking(move || read(&path_for_read)).await.ok().flatten();
+        if !forced && (content.is_none() || content == last) {
+            continue;
+        }
+        if !forced {
+            // Editors write in several steps: wait for the content to settle.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        last = content;
+        let _ = state.reload().await;
+    }
+}

@@ -1,0 +1,150 @@
+//! Listeners and worker threads: one event loop per worker, each accepting on its own
+//! `SO_REUSEPORT` socket, serving HTTP/1.1 and HTTP/2 with graceful shutdown.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Limits the HTTP server enforces before a request reaches the gateway service.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Time allowed to read a request head.
+    pub header_read_timeout: Duration,
+    /// Largest request head; 431 beyond.
+    pub max_header_size: usize,
+}
+
+/// Binds `count` listening sockets on `addr` sharing the port with `SO_REUSEPORT`, so the
+/// kernel spreads connections over the workers. Port 0 picks one free port for all of them.
+pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<StdListener>> {
+    let mut listeners = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        #[cfg(unix)]
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(4096)?;
+        let listener: StdListener = socket.into();
+        // Later sockets join the port the first one got.
+        addr = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// Open client connections, for the `gateway_active_connections` gauge.
+#[derive(Debug, Default)]
+pub struct ConnectionGauge(AtomicI64);
+
+impl ConnectionGauge {
+    /// The current number of open connections.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+struct ConnectionGuard(Arc<ConnectionGauge>);
+
+impl ConnectionGuard {
+    fn new(gauge: Arc<ConnectionGauge>) -> Self {
+        gauge.0.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Builds the connection server with the gateway's protocol settings.
+pub fn connection_builder(limits: ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_size.max(8192))
+        // Small proxied bodies are cheaper copied into one buffer than written with writev.
+        .writev(false);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+}
+
+/// Accepts connections on `listener` until `stop` flips, serving each with a service made by
+/// `make_service(peer)`; then waits for in-flight requests up to `grace`.
+pub async fn serve<M, S, B>(
+    listener: StdListener,
+    limits: ConnectionLimits,
+    gauge: Arc<ConnectionGauge>,
+    make_service: M,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> io::Result<()>
+where
+    M: Fn(SocketAddr) -> S,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = TcpListener::from_std(listener)?;
+    let builder = connection_builder(limits);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stop| *stop) => break,
+            accepted = listener.accept() => accepted,
+        };
+        {
+            {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = make_service(peer);
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                let guard = ConnectionGuard::new(gauge.clone());
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%peer, error = %error, "connection ended with an error");
+                    }
+                    drop(guard);
+                });
+            }
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace = ?grace, "grace period over; closing the remaining connections");
+    }
+    Ok(())
+}

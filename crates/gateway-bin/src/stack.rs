@@ -1,0 +1,390 @@
+//! Composes one config generation: each route's layer stack over its upstream's proxy, the
+//! dispatcher, and the gateway-wide front layers.
+//!
+//! Order of a request through the layers, outermost first:
+//!
+//! 1. global response header rules (`[headers.response]`: every response, 404s included);
+//! 2. request id (`[headers].request_id`);
+//! 3. the dispatcher: path normalization, routing, 400/404/405/413, request timeout;
+//! 4. the route's response header rules;
+//! 5. JWT authentication (when `[jwt]` exists: strips client-sent identity headers on every
+//!    route, verifies on routes with `auth`, sets the forwarded claim headers);
+//! 6. global then route request header rules (after auth, so `{claim.NAME}` is known);
+//! 7. the route's rate limit (after auth, so `key = "user"` is known);
+//! 8. the upstream's circuit breaker;
+//! 9. the upstream's proxy, timed for `gateway_upstream_duration_seconds`.
+//!
+//! State that must outlive a reload lives in [`Shared`] and is reused while its config is
+//! unchanged: the rate-limit store (with its counters), each upstream's circuit breaker and
+//! the JWT authenticator (with its verified-token cache and JWKS keys).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_auth::{Authenticator, JwtAuth, JwtAuthLayer};
+use gateway_breaker::{CircuitBreaker, CircuitBreakerLayer, CircuitBreakerService};
+use gateway_core::ResponseBody;
+use gateway_headers::{HeaderRules, RequestHeaders, RequestHeadersLayer, RequestIdService, ResponseHeaders, ResponseHeadersLayer};
+use gateway_proxy::{Balance, Proxy, ProxyBody, Upstream};
+use gateway_ratelimit::{OnError, RateLimit, RateLimitBackend, RateLimitLayer};
+use http::Response;
+use tower::util::{Either, MapResponse};
+use tower_layer::Layer;
+
+use crate::config::{BalanceSection, BreakerSection, Config, JwtSection, RedisSection};
+use crate::connection::Current;
+use crate::dispatch::{Dispatch, Route, Routes};
+use crate::metrics::{Registry, UNMATCHED_ROUTE};
+use crate::routing::{RouteTable, normalize_route_prefix};
+use crate::timed::Timed;
+
+/// Why a config could not be turned into services.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An upstream's targets or settings are invalid.
+    #[error("upstreams.{upstream}: {source}")]
+    Upstream {
+        /// The upstream's name.
+        upstream: String,
+        /// What is wrong.
+        source: gateway_proxy::ProxyError,
+    },
+    /// A circuit breaker's settings are invalid.
+    #[error("upstreams.{upstream}.circuit_breaker: {source}")]
+    Breaker {
+        /// The upstream's name.
+        upstream: String,
+        /// What is wrong.
+        source: gateway_breaker::ConfigError,
+    },
+    /// The `[jwt]` section cannot be used (missing secret, unreadable key file...).
+    #[error("jwt: {0}")]
+    Jwt(#[from] gateway_auth::BuildError),
+    /// The `[redis]` section cannot be used.
+    #[error("redis: {0}")]
+    Redis(#[from] gateway_ratelimit::ConnectError),
+    /// A header rule set cannot be compiled.
+    #[error("{field}: {source}")]
+    Headers {
+        /// Where the rules are.
+        field: String,
+        /// What is wrong.
+        source: gateway_headers::HeaderRulesError,
+    },
+    /// A route path is invalid.
+    #[error("routes[{index}].path: {reason}")]
+    Route {
+        /// The route's index.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn wrap_body<B>(response: Response<B>) -> Response<ResponseBody<B>> {
+    response.map(ResponseBody::inner)
+}
+
+/// A service whose responses get the [`ResponseBody`] wrapper without a layer of their own,
+/// so an absent optional layer has the same type as a present one.
+type Wrapped<S, B> = MapResponse<S, fn(Response<B>) -> Response<ResponseBody<B>>>;
+
+fn wrapped<S, B>(inner: S) -> Wrapped<S, B> {
+    MapResponse::new(inner, wrap_body::<B> as fn(Response<B>) -> Response<ResponseBody<B>>)
+}
+
+type Upstreamed = Timed<Proxy>;
+type BreakerBody = ResponseBody<ProxyBody>;
+type Broken = Either<CircuitBreakerService<Upstreamed>, Wrapped<Upstreamed, ProxyBody>>;
+type LimitBody = ResponseBody<BreakerBody>;
+type Limited = Either<RateLimit<Broken>, Wrapped<Broken, BreakerBody>>;
+type Requested = RequestHeaders<RequestHeaders<Limited>>;
+type Authenticated = Either<JwtAuth<Requested>, Wrapped<Requested, LimitBody>>;
+
+/// The layer stack of one route.
+pub type RouteStack = ResponseHeaders<Authenticated>;
+/// The response body of a route.
+pub type RouteBody = ResponseBody<LimitBody>;
+/// The service every request of a generation enters.
+pub type FrontService = ResponseHeaders<Either<RequestIdService<Dispatch<RouteStack>>, Dispatch<RouteStack>>>;
+
+/// State kept across reloads while its config is unchanged.
+#[derive(Default)]
+pub struct Shared {
+    ratelimit: Option<(Option<RedisSection>, RateLimitBackend)>,
+    breakers: HashMap<String, (BreakerSection, CircuitBreaker)>,
+    auth: Option<(JwtSection, Authenticator)>,
+}
+
+/// One built config generation.
+pub struct Generation {
+    front: FrontService,
+    access_log: bool,
+    upstreams: Vec<(String, Proxy, Option<CircuitBreaker>)>,
+    ratelimit: RateLimitBackend,
+    redis_required: bool,
+}
+
+impl Generation {
+    /// The front service and settings the connections use.
+    pub fn current(&self) -> Current<FrontService> {
+        Current { front: self.front.clone(), access_log: self.access_log }
+    }
+
+    /// Whether the generation can serve, with detail for `/ready`.
+    pub fn readiness(&self) -> (bool, serde_json::Value) {
+        let mut upstreams = serde_json::Map::new();
+        for (name, proxy, breaker) in &self.upstreams {
+            let targets: Vec<serde_json::Value> = proxy
+                .upstream()
+                .targets()
+                .map(|t| serde_json::json!({ "url": t.url.to_string(), "in_flight": t.in_flight, "ejected": t.ejected }))
+                .collect();
+            upstreams.insert(
+                name.clone(),
+                serde_json::json!({
+                    "targets": targets,
+                    "circuit_breaker": breaker.as_ref().map(|b| b.state().as_str()),
+                }),
+            );
+        }
+        let redis = if self.ratelimit.is_redis() {
+            serde_json::json!({ "configured": true, "connected": self.ratelimit.is_connected(), "required": self.redis_required })
+        } else {
+            serde_json::json!({ "configured": false })
+        };
+        let ready = !self.redis_required || self.ratelimit.is_connected();
+        (ready, serde_json::json!({ "upstreams": upstreams, "redis": redis }))
+    }
+
+    /// Circuit state and transitions per upstream with a breaker, for `/metrics`.
+    pub fn circuits(&self) -> Vec<(String, u8, Vec<(&'static str, u64)>)> {
+        use gateway_breaker::BreakerState;
+        self.upstreams
+            .iter()
+            .filter_map(|(name, _, breaker)| {
+                let breaker = breaker.as_ref()?;
+                let state = match breaker.state() {
+                    BreakerState::Closed => 0,
+                    BreakerState::HalfOpen => 1,
+                    BreakerState::Open => 2,
+                };
+                let metrics = breaker.metrics();
+                let transitions = [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen]
+                    .into_iter()
+                    .map(|to| (to.as_str(), metrics.transitions_to(to)))
+                    .collect();
+                Some((name.clone(), state, transitions))
+            })
+            .collect()
+    }
+
+    /// Failed calls to the rate-limit store.
+    pub fn ratelimit_backend_errors(&self) -> u64 {
+        self.ratelimit.backend_errors_total()
+    }
+}
+
+fn build_upstream(name: &str, section: &crate::config::UpstreamSection, config: &Config) -> Result<Proxy, BuildError> {
+    let balance = match section.balance {
+        BalanceSection::RoundRobin => Balance::RoundRobin,
+        BalanceSection::LeastRequest => Balance::LeastRequest,
+    };
+    let upstream = Upstream::builder(name, section.targets.get_ref().iter().map(String::as_str))
+        .balance(balance)
+        .connect_timeout(section.connect_timeout())
+        .response_timeout(section.timeout.get())
+        .idle_timeout(section.idle_timeout.get())
+        .h2c(section.h2c)
+        .preserve_host(section.preserve_host)
+        .eject_for(section.eject_for.get())
+        .trusted_proxies(config.server.trusted_proxies.clone())
+        .build()
+        .map_err(|source| BuildError::Upstream { upstream: name.to_owned(), source })?;
+    Ok(Proxy::new(upstream))
+}
+
+fn header_rules(rules: Option<&crate::config::HeaderRulesSection>, field: impl FnOnce() -> String) -> Result<HeaderRules, BuildError> {
+    match rules {
+        Some(rules) => rules.build().map_err(|source| BuildError::Headers { field: field(), source }),
+        None => Ok(HeaderRules::default()),
+    }
+}
+
+/// Checks what loading cannot: secrets and key files are readable, targets parse, header
+/// rules compile. Used by `gateway check`; opens no connection.
+pub fn check(config: &Config) -> Result<(), BuildError> {
+    for (name, section) in &config.upstreams {
+        build_upstream(name, section, config)?;
+        if let Some(breaker) = &section.circuit_breaker {
+            CircuitBreaker::named(name.as_str(), breaker.clone())
+                .map_err(|source| BuildError::Breaker { upstream: name.clone(), source })?;
+        }
+    }
+    if let Some(jwt) = &config.jwt {
+        Authenticator::from_config(jwt)?;
+    }
+    if let Some(headers) = &config.headers {
+        headers
+            .build(&config.server.trusted_proxies)
+            .map_err(|source| BuildError::Headers { field: "headers".into(), source })?;
+    }
+    for (index, route) in config.routes.iter().enumerate() {
+        header_rules(route.request_headers.as_ref(), || format!("routes[{index}].request_headers"))?;
+        header_rules(route.response_headers.as_ref(), || format!("routes[{index}].response_headers"))?;
+    }
+    Ok(())
+}
+
+/// Builds a generation from a validated config, reusing `shared` state where its config is
+/// unchanged. Must run inside the control runtime (Redis and JWKS tasks are spawned on it).
+pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry>) -> Result<Generation, BuildError> {
+    // Rate-limit store: kept while `[redis]` is unchanged, so counters survive reloads.
+    let ratelimit = match &shared.ratelimit {
+        Some((redis, backend)) if redis.as_ref() == config.redis.as_ref() => backend.clone(),
+        _ => {
+            let backend = RateLimitBackend::from_config(config.redis.as_ref())?;
+            if backend.is_redis() && !backend.wait_connected(Duration::from_secs(2)).await {
+                tracing::warn!("Redis is not reachable yet; rate limits follow `on_error` until it answers");
+            }
+            shared.ratelimit = Some((config.redis.clone(), backend.clone()));
+            backend
+        }
+    };
+    let redis_required = config.redis.as_ref().is_some_and(|r| r.on_error == OnError::Deny);
+
+    // Authenticator: kept while `[jwt]` is unchanged (verified-token cache, JWKS keys).
+    let authenticator = match (&config.jwt, &shared.auth) {
+        (None, _) => None,
+        (Some(jwt), Some((previous, auth))) if previous == jwt => Some(auth.clone()),
+        (Some(jwt), _) => {
+            let auth = Authenticator::from_config(jwt)?;
+            auth.start_jwks_refresh();
+            shared.auth = Some((jwt.clone(), auth.clone()));
+            Some(auth)
+        }
+    };
+    if config.jwt.is_none() {
+        shared.auth = None;
+    }
+
+    // Upstreams and their breakers.
+    let mut upstreams = Vec::with_capacity(config.upstreams.len());
+    let mut services: HashMap<&str, Broken> = HashMap::new();
+    let mut breakers = HashMap::new();
+    for (name, section) in &config.upstreams {
+        let proxy = build_upstream(name, section, config)?;
+        let timed = Timed::new(proxy.clone(), registry.upstream(name));
+        let breaker = match &section.circuit_breaker {
+            None => None,
+            Some(settings) => {
+                let breaker = match shared.breakers.remove(name) {
+                    Some((previous, breaker)) if &previous == settings => breaker,
+                    _ => CircuitBreaker::named(name.as_str(), settings.clone())
+                        .map_err(|source| BuildError::Breaker { upstream: name.clone(), source })?,
+                };
+                breakers.insert(name.clone(), (settings.clone(), breaker.clone()));
+                Some(breaker)
+            }
+        };
+        let service: Broken = match &breaker {
+            Some(breaker) => Either::Left(CircuitBreakerLayer::new(breaker.clone()).layer(timed)),
+            None => Either::Right(wrapped(timed)),
+        };
+        services.insert(name.as_str(), service);
+        upstreams.push((name.clone(), proxy, breaker));
+    }
+    shared.breakers = breakers;
+
+    let global = match &config.headers {
+        Some(headers) => Some(
+            headers
+                .build(&config.server.trusted_proxies)
+                .map_err(|source| BuildError::Headers { field: "headers".into(), source })?,
+        ),
+        None => None,
+    };
+    let global_request = global.as_ref().map(|g| g.request.clone()).unwrap_or_default();
+    let global_response = global.as_ref().map(|g| g.response.clone()).unwrap_or_default();
+    let request_id = match &global {
+        Some(global) => global.request_id.clone(),
+        None => Some(gateway_headers::RequestIdLayer::new().trusted_proxies(config.server.trusted_proxies.clone())),
+    };
+
+    let mut routes = Vec::with_capacity(config.routes.len());
+    let mut prefixes = Vec::with_capacity(config.routes.len());
+    let mut names = Vec::with_capacity(config.routes.len());
+    for (index, section) in config.routes.iter().enumerate() {
+        let name = section.display_name();
+        let upstream = section.upstream.get_ref();
+        let Some(service) = services.get(upstream.as_str()) else {
+            // Config validation guarantees the upstream exists.
+            unreachable!("route {index} names an unknown upstream")
+        };
+        let limited: Limited = match &section.rate_limit {
+            Some(limit) => Either::Left(RateLimitLayer::from_config(&ratelimit, name, limit).layer(service.clone())),
+            None => Either::Right(wrapped(service.clone())),
+        };
+        let route_request = header_rules(section.request_headers.as_ref(), || format!("routes[{index}].request_headers"))?;
+        let requested: Requested = RequestHeadersLayer::new(global_request.clone())
+            .layer(RequestHeadersLayer::new(route_request).layer(limited));
+        let authenticated: Authenticated = match &authenticator {
+            Some(auth) => Either::Left(
+                JwtAuthLayer::new(auth.clone())
+                    .mode(*section.auth.get_ref())
+                    .roles(section.roles.iter().cloned())
+                    .layer(requested),
+            ),
+            None => Either::Right(wrapped(requested)),
+        };
+        let route_response = header_rules(section.response_headers.as_ref(), || format!("routes[{index}].response_headers"))?;
+        let stack: RouteStack = ResponseHeadersLayer::new(route_response).layer(authenticated);
+        let prefix = normalize_route_prefix(section.path.get_ref()).map_err(|reason| BuildError::Route { index, reason })?;
+        prefixes.push((prefix, section.methods.clone()));
+        names.push(name.to_owned());
+        routes.push(Route { service: stack, metrics: registry.route(name, upstream), strip_prefix: section.strip_prefix });
+    }
+    ratelimit.retain_routes(|route| names.iter().any(|name| name == route));
+
+    let table = RouteTable::new(prefixes.iter().map(|(prefix, methods)| (prefix.as_str(), methods.as_deref())));
+    let dispatch = Dispatch::new(Arc::new(Routes {
+        table,
+        routes,
+        max_body: config.server.max_body.bytes(),
+        request_timeout: config.server.request_timeout.get(),
+        trusted: config.server.trusted_proxies.clone(),
+        unmatched: registry.route(UNMATCHED_ROUTE, ""),
+        registry: registry.clone(),
+    }));
+    let with_id = match request_id {
+        Some(layer) => Either::Left(layer.layer(dispatch)),
+        None => Either::Right(dispatch),
+    };
+    let front = ResponseHeadersLayer::new(global_response).layer(with_id);
+    Ok(Generation {
+        front,
+        access_log: config.server.access_log,
+        upstreams,
+        ratelimit,
+        redis_required,
+    })
+}
+
+/// Mints a development token for `gateway token` and the quickstart: HS256 with the
+/// configured secret, the configured issuer and audience, and the given `NAME=VALUE` claims.
+pub fn mint_token(config: &Config, claims: &[String], ttl: Duration) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let Some(jwt) = &config.jwt else {
+        return Err("the config has no [jwt] section".into());
+    };
+    let mut map = serde_json::Map::new();
+    for claim in claims {
+        let (name, value) = gateway_auth::parse_claim(claim)?;
+        map.insert(name, value);
+    }
+    Ok(gateway_auth::mint_for_config(jwt, map, ttl)?)
+}
+
+/// The never-failing error type of every service in the stack.
+pub type StackError = Infallible;

@@ -1,0 +1,144 @@
+//! The `gateway` binary as operators run it: `check`, `--version`, signals.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn gateway() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gateway"))
+}
+
+struct TempConfig(PathBuf);
+
+impl TempConfig {
+    fn new(name: &str, text: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("gateway-cli-{}-{name}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const VALID: &str = r#"[server]
+listen = "127.0.0.1:0"
+
+[upstreams.users]
+targets = ["http://127.0.0.1:9"]
+
+[[routes]]
+path = "/users"
+upstream = "users"
+"#;
+
+fn check(name: &str, text: &str) -> (i32, String) {
+    let config = TempConfig::new(name, text);
+    let output = gateway().args(["check", "--config"]).arg(&config.0).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_accepts_a_valid_config() {
+    let (code, text) = check("valid", VALID);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ok"), "{text}");
+}
+
+#[test]
+fn check_names_file_line_and_field() {
+    let cases = [
+        ("unknown-key", VALID.replace("path = \"/users\"", "path = \"/users\"\nstrip_prefx = true"), 9, "strip_prefx"),
+        ("bad-duration", VALID.replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\nrequest_timeout = \"soon\""), 3, "server.request_timeout"),
+        ("bad-upstream", VALID.replace("upstream = \"users\"", "upstream = \"nobody\""), 9, "routes[0].upstream"),
+        ("bad-listen", VALID.replace("127.0.0.1:0", "localhost"), 2, "server.listen"),
+        ("syntax", VALID.replace("[[routes]]", "[[routes]"), 7, ""),
+    ];
+    for (name, text, line, field) in cases {
+        let (code, output) = check(name, &text);
+        assert_eq!(code, 1, "{name}: {output}");
+        assert!(output.contains(&format!("gateway-cli-{}-{name}.toml:{line}:", std::process::id())), "{name}: {output}");
+        assert!(output.contains(field), "{name}: {output}");
+    }
+}
+
+#[test]
+fn check_reports_a_missing_file() {
+    let output = gateway().args(["check", "--config", "/nonexistent/gateway.toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/gateway.toml"));
+}
+
+#[test]
+fn version_is_printed() {
+    let output = gateway().arg("--version").output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+/// A raw upstream that answers one request after a delay.
+/// The receiver fires when the request head has arrived.
+fn slow_upstream(delay: Duration) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<()>, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (arrived, arrival) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut buf).unwrap();
+            if n == 0 {
+                return;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let _ = arrived.send(());
+        std::thread::sleep(delay);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ndone");
+    });
+    (addr, arrival, handle)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_finishes_the_in_flight_request_then_exits_0() {
+    let (upstream, arrival, upstream_thread) = slow_upstream(Duration::from_millis(800));
+    let port = free_port();
+    let config = TempConfig::new(
+        "sigterm",
+        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstreams.slow]\ntargets = [\"http://{upstream}\"]\n[[routes]]\npath = \"/\"\nupstream = \"slow\"\n"),
+    );
+    let mut child = gateway().arg("--config").arg(&config.0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(error) => panic!("gateway did not start: {error}"),
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    // Once the upstream has the request, ask the gateway to stop.
+    arrival.recv_timeout(Duration::from_secs(10)).expect("the request never reached the upstream");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("done"), "{response}");
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+    upstream_thread.join().unwrap();
+}

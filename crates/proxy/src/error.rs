@@ -1,0 +1,17 @@
+//! Errors of building an [`Upstream`](crate::Upstream).
+
+/// Why an upstream could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// A target URL is not `http://host:port[/base]`.
+    #[error("invalid target URL `{url}`: {reason}")]
+    InvalidTarget {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The upstream has no target.
+    #[error("upstream `{0}` has no targets")]
+    NoTargets(String),
+}

@@ -1,0 +1,450 @@
+//! Forwarding one request: rewrite it in place, pick a target, send it (retrying when that
+//! is safe), and turn the outcome into the client's response.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gateway_core::{BoxError, ClientIp, PeerAddr, Problem, UpstreamFailure};
+use http::header::{CONNECTION, HOST, TE};
+use http::request::Parts;
+use http::uri::{Authority, Scheme};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use tokio::time::Instant;
+
+use crate::body::{BodyEnd, ProxyBody, Tracked, UpstreamBody};
+use crate::deadline::Deadline;
+use crate::headers::{ClientFacts, set_forwarding_headers, strip_hop_by_hop};
+use crate::pool::{self, ConnectError, H1Sender, Lease};
+use crate::target::Target;
+use crate::upgrade;
+use crate::upstream::Inner;
+
+/// Why no upstream response can be returned.
+#[derive(Debug)]
+enum Failure {
+    /// No target could be reached, or the exchange broke before the response headers.
+    Unreachable,
+    /// No response headers in time.
+    Timeout,
+    /// The request cannot be expressed for the target (a `Host` that is no HTTP/2 authority).
+    Unforwardable,
+}
+
+/// Forwards `request` to one of the upstream's targets.
+pub(crate) async fn forward<B>(upstream: Arc<Inner>, request: Request<B>) -> Response<ProxyBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let start = Instant::now();
+    let (mut parts, body) = request.into_parts();
+
+    let facts = client_facts(&parts);
+    let preserved_host = if upstream.preserve_host {
+        facts.host.clone()
+    } else {
+        None
+    };
+    // An upgrade is only forwarded when the server can hand over the client's connection.
+    let can_upgrade =
+        parts.version == Version::HTTP_11 && parts.extensions.get::<OnUpgrade>().is_some();
+    let hop = strip_hop_by_hop(&mut parts.headers, can_upgrade);
+    let client_upgrade = if hop.upgrade {
+        parts.extensions.remove::<OnUpgrade>()
+    } else {
+        None
+    };
+    set_forwarding_headers(&mut parts.headers, facts, &upstream.trusted);
+    if client_upgrade.is_some() {
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else if hop.te_trailers && upstream.h2c {
+        // Allowed on HTTP/2, and gRPC servers insist on it.
+        parts.headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+
+    let (body, body_end) = if body.is_end_stream() {
+        (UpstreamBody::Empty, None)
+    } else {
+        let end = Arc::new(BodyEnd::new(upstream.epoch));
+        let body = Tracked::new(body, end.clone());
+        (UpstreamBody::Stream(Box::pin(body)), Some(end))
+    };
+    // A request whose whole message is its head can be sent again if its connection breaks
+    // after sending; keep a copy when the method allows it.
+    let replay = (body_end.is_none() && client_upgrade.is_none() && is_idempotent(&parts.method))
+        .then(|| Replay::of(&parts));
+    let request = Request::from_parts(parts, body);
+
+    let exchange = Exchange {
+        upstream: &upstream,
+        upgrade: client_upgrade.is_some(),
+        host: preserved_host,
+        start,
+    };
+    let outcome = Deadline::new(
+        exchange.run(request, replay),
+        start,
+        upstream.response_timeout,
+        body_end,
+    )
+    .await
+    .unwrap_or(Err(Failure::Timeout));
+    match outcome {
+        Ok((response, lease)) => respond(&upstream, response, lease, client_upgrade),
+        Err(Failure::Timeout) => {
+            tracing::warn!(upstream = %upstream.name, timeout = ?upstream.response_timeout, "upstream response timed out");
+            failure_response(&upstream.name, Failure::Timeout)
+        }
+        Err(failure) => failure_response(&upstream.name, failure),
+    }
+}
+
+/// What the forwarding headers are computed from.
+fn client_facts(parts: &Parts) -> ClientFacts {
+    let scheme = parts
+        .extensions
+        .get::<Scheme>()
+        .or(parts.uri.scheme())
+        .map_or(HeaderValue::from_static("http"), |scheme| {
+            if *scheme == Scheme::HTTPS {
+                HeaderValue::from_static("https")
+            } else if *scheme == Scheme::HTTP {
+                HeaderValue::from_static("http")
+            } else {
+                HeaderValue::from_str(scheme.as_str())
+                    .unwrap_or(HeaderValue::from_static("http"))
+            }
+        });
+    let host = parts.headers.get(HOST).cloned().or_else(|| {
+        let authority = parts.uri.authority()?;
+        HeaderValue::from_str(authority.as_str()).ok()
+    });
+    ClientFacts {
+        peer: parts.extensions.get::<PeerAddr>().map(|peer| peer.0.ip()),
+        client_ip: parts.extensions.get::<ClientIp>().map(|ip| ip.0),
+        scheme,
+        host,
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// The head of a bodiless request, to send it again.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+}
+
+impl Replay {
+    fn of(parts: &Parts) -> Self {
+        Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+        }
+    }
+
+    fn into_request(self) -> Request<UpstreamBody> {
+        let mut request = Request::new(UpstreamBody::Empty);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        request
+    }
+}
+
+/// How an attempt failed.
+struct AttemptError {
+    /// The request, when it was not sent (it can go to another target as is).
+    unsent: Option<Request<UpstreamBody>>,
+    /// The target did not accept a connection.
+    refused: bool,
+    error: BoxError,
+}
+
+impl AttemptError {
+    fn connect(request: Request<UpstreamBody>, error: ConnectError) -> Self {
+        Self {
+            unsent: Some(request),
+            refused: true,
+            error: error.into(),
+        }
+    }
+
+    fn send(mut error: hyper::client::conn::TrySendError<Request<UpstreamBody>>) -> Self {
+        Self {
+            unsent: error.take_message(),
+            refused: false,
+            error: error.into_error().into(),
+        }
+    }
+}
+
+type Attempt = Result<(Response<Incoming>, Option<H1Sender>), AttemptError>;
+
+/// One request's way to a response: its attempts on the targets.
+struct Exchange<'a> {
+    upstream: &'a Inner,
+    upgrade: bool,
+    /// The client's `Host`, with `preserve_host`.
+    host: Option<HeaderValue>,
+    start: Instant,
+}
+
+impl Exchange<'_> {
+    /// Tries a target, and at most one more: another target when the first refused the
+    /// connection, or when the connection broke after sending a request that can be
+    /// replayed.
+    async fn run(
+        &self,
+        mut request: Request<UpstreamBody>,
+        mut replay: Option<Replay>,
+    ) -> Result<(Response<Incoming>, Lease), Failure> {
+        let upstream = self.upstream;
+        let h2 = upstream.h2c && !self.upgrade;
+        let mut base = "";
+        let mut avoid = None;
+        let mut retried = false;
+        loop {
+            let index = upstream.balancer.pick(&upstream.targets, avoid);
+            let target = &upstream.targets[index];
+            self.retarget(&mut request, base, target, h2)?;
+            base = target.url.base_path();
+
+            let mut lease = Lease::new(target.clone());
+            let attempt = if h2 {
+                // Boxed: the HTTP/2 path would make every request's future larger.
+                Box::pin(self.send_h2(target, request)).await
+            } else {
+                // Written inline rather than as a method: the request is then held in one
+                // place in this future, which every request allocates and moves.
+                let mut pooled = !self.upgrade;
+                loop {
+                    let conn = if pooled {
+                        pool::checkout(target, self.start)
+                    } else {
+                        None
+                    };
+                    pooled = conn.is_some();
+                    let mut conn = match conn {
+                        Some(conn) => conn,
+                        None => {
+                            // Boxed: connecting is rare, and its future is large.
+                            let connect = pool::open_h1(target, upstream.connect_timeout, self.upgrade);
+                            match Box::pin(connect).await {
+                                Ok(conn) => conn,
+                                Err(error) => break Err(AttemptError::connect(request, error)),
+                            }
+                        }
+                    };
+                    match conn.try_send_request(request).await {
+                        Ok(response) => break Ok((response, Some(conn))),
+                        Err(mut error) => match error.take_message() {
+                            // A pooled connection that closed meanwhile hands the request
+                            // back unsent: try the next one.
+                            Some(unsent) if pooled => request = unsent,
+                            _ => break Err(AttemptError::send(error)),
+                        },
+                    }
+                }
+            };
+            let error = match attempt {
+                Ok((response, conn)) => {
+                    if let Some(conn) = conn {
+                        lease.hold(conn);
+                    }
+                    return Ok((response, lease));
+                }
+                Err(error) => error,
+            };
+            drop(lease);
+            if error.refused {
+                target.eject(upstream.eject_for);
+            }
+            let next = match error.unsent {
+                Some(unsent) if upstream.targets.len() > 1 => Some(unsent),
+                Some(_) => None,
+                // Sent, so only a replayable request may go again (to the same target when
+                // it is the only one: a fresh connection often succeeds).
+                None => replay.take().map(|replay| {
+                    base = "";
+                    replay.into_request()
+                }),
+            };
+            match next {
+                Some(next) if !retried => {
+                    tracing::debug!(upstream = %upstream.name, target = %target.url, error = %error.error, "retrying on another target");
+                    request = next;
+                    retried = true;
+                    avoid = Some(index);
+                }
+                _ => {
+                    tracing::warn!(upstream = %upstream.name, target = %target.url, error = %error.error, "upstream unreachable");
+                    return Err(Failure::Unreachable);
+                }
+            }
+        }
+    }
+
+    /// Points the request at `target`: URI (base path, form), `Host`, version.
+    fn retarget(
+        &self,
+        request: &mut Request<UpstreamBody>,
+        from_base: &str,
+        target: &Target,
+        h2: bool,
+    ) -> Result<(), Failure> {
+        let authority = if h2 {
+            Some(match &self.host {
+                Some(host) => {
+                    Authority::try_from(host.as_bytes()).map_err(|_| Failure::Unforwardable)?
+                }
+                None => target.url.authority().clone(),
+            })
+        } else {
+            None
+        };
+        let uri = std::mem::take(request.uri_mut());
+        *request.uri_mut() =
+            crate::uri::upstream_uri(uri, from_base, target.url.base_path(), authority).map_err(
+                |error| {
+                    tracing::warn!(%error, "request target cannot be forwarded");
+                    Failure::Unforwardable
+                },
+            )?;
+        if h2 {
+            // `:authority` replaces `Host` on HTTP/2.
+            request.headers_mut().remove(HOST);
+            *request.version_mut() = Version::HTTP_2;
+        } else {
+            let host = self.host.as_ref().unwrap_or(&target.host_header);
+            request.headers_mut().insert(HOST, host.clone());
+            *request.version_mut() = Version::HTTP_11;
+        }
+        Ok(())
+    }
+
+    /// Sends on this thread's HTTP/2 connection to the target, opening it when there is
+    /// none or it closed.
+    async fn send_h2(&self, target: &Target, mut request: Request<UpstreamBody>) -> Attempt {
+        let upstream = self.upstream;
+        let mut shared = pool::shared_h2(target);
+        loop {
+            let reused = shared.is_some();
+            let mut conn = match shared.take() {
+                Some(conn) => conn,
+                None => match pool::open_h2(target, upstream.connect_timeout).await {
+                    Ok(conn) => {
+                        pool::share_h2(target, &conn);
+                        conn
+                    }
+                    Err(error) => return Err(AttemptError::connect(request, error)),
+                },
+            };
+            match conn.try_send_request(request).await {
+                Ok(response) => return Ok((response, None)),
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if reused => {
+                        pool::forget_h2(target);
+                        request = unsent;
+                    }
+                    message => {
+                        let mut error = AttemptError::send(error);
+                        error.unsent = message;
+                        return Err(error);
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// The client's response from the upstream's: hop-by-hop headers removed, the body streamed
+/// with the lease, or the tunnel started after a `101 Switching Protocols`.
+fn respond(
+    upstream: &Inner,
+    mut response: Response<Incoming>,
+    lease: Lease,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client) = client_upgrade else {
+            tracing::warn!(upstream = %upstream.name, target = %lease.target().url, "upstream switched protocols unasked");
+            return failure_response(&upstream.name, Failure::Unreachable);
+        };
+        strip_hop_by_hop(response.headers_mut(), true);
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        let upstream_io = hyper::upgrade::on(&mut response);
+        upgrade::spawn_tunnel(client, upstream_io, lease);
+        return response.map(|body| ProxyBody::upstream(body, None));
+    }
+    strip_hop_by_hop(response.headers_mut(), false);
+    response.map(|body| ProxyBody::upstream(body, Some(lease)))
+}
+
+fn failure_response(name: &str, failure: Failure) -> Response<ProxyBody> {
+    let (problem, marker) = match failure {
+        Failure::Unreachable => (
+            Problem::new(StatusCode::BAD_GATEWAY)
+                .with_detail(format!("upstream `{name}` is unreachable")),
+            Some(UpstreamFailure::Unreachable),
+        ),
+        Failure::Timeout => (
+            Problem::new(StatusCode::GATEWAY_TIMEOUT)
+                .with_detail(format!("upstream `{name}` did not respond in time")),
+            Some(UpstreamFailure::Timeout),
+        ),
+        Failure::Unforwardable => (
+            Problem::new(StatusCode::BAD_REQUEST)
+                .with_detail("the request's host or target cannot be forwarded"),
+            None,
+        ),
+    };
+    let mut response = problem.into_response().map(ProxyBody::local);
+    if let Some(marker) = marker {
+        response.extensions_mut().insert(marker);
+    }
+    response
+}
+#[cfg(test)]
+mod size_probe {
+    #[tokio::test]
+    async fn print_sizes() {
+        let upstream = crate::Upstream::builder("x", ["http://127.0.0.1:1"]).build().unwrap();
+        let request = http::Request::new(http_body_util::Empty::<bytes::Bytes>::new());
+        let fut = super::forward(upstream.inner.clone(), request);
+        eprintln!("forward future: {}", std::mem::size_of_val(&fut));
+        let ex = super::Exchange { upstream: &upstream.inner, upgrade: false, host: None, start: tokio::time::Instant::now() };
+        let req = http::Request::new(crate::body::UpstreamBody::Empty);
+        let t = &upstream.inner.targets[0];
+        eprintln!("send_h2: {}", std::mem::size_of_val(&ex.send_h2(t, http::Request::new(crate::body::UpstreamBody::Empty))));
+        eprintln!("open_h1: {}", std::mem::size_of_val(&crate::pool::open_h1(t, std::time::Duration::from_secs(1), false)));
+        eprintln!("run: {}", std::mem::size_of_val(&ex.run(req, None)));
+        eprintln!("request: {}", std::mem::size_of::<http::Request<crate::body::UpstreamBody>>());
+        eprintln!("sleep: {} align {}", std::mem::size_of::<tokio::time::Sleep>(), std::mem::align_of::<tokio::time::Sleep>());
+        eprintln!("replay: {}", std::mem::size_of::<Option<super::Replay>>());
+        eprintln!("parts: {}", std::mem::size_of::<http::request::Parts>());
+        eprintln!("forward align: {}", std::mem::align_of_val(&super::forward(upstream.inner.clone(), http::Request::new(http_body_util::Empty::<bytes::Bytes>::new()))));
+        let ex2 = super::Exchange { upstream: &upstream.inner, upgrade: false, host: None, start: tokio::time::Instant::now() };
+        eprintln!("within: {}", std::mem::size_of_val(&crate::deadline::Deadline::new(ex2.run(http::Request::new(crate::body::UpstreamBody::Empty), None), tokio::time::Instant::now(), std::time::Duration::from_secs(1), None)));
+        let mut c: Option<crate::pool::H1Sender> = None;
+        if let Some(c) = c.as_mut() { eprintln!("try_send: {}", std::mem::size_of_val(&c.try_send_request(http::Request::new(crate::body::UpstreamBody::Empty)))); }
+        eprintln!("response: {}", std::mem::size_of::<http::Response<crate::body::ProxyBody>>());
+    }
+}

@@ -1,0 +1,260 @@
+//! One upstream server: its validated URL and the state the balancer shares across threads
+//! (requests in flight, ejection).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::HeaderValue;
+use http::uri::{Authority, Scheme, Uri};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::error::ProxyError;
+
+/// A target URL, `http://host:port[/base]`, validated.
+///
+/// Deserializes from a string, so a config loader reports a bad URL at its line. The base
+/// path (without a trailing slash) is prepended to every forwarded path.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TargetUrl {
+    text: Box<str>,
+    authority: Authority,
+    port: u16,
+    base: Box<str>,
+}
+
+impl TargetUrl {
+    /// The URL as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// `host:port` as written in the URL (the port may be implied).
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The base path, empty or starting with `/` and never ending with one.
+    pub fn base_path(&self) -> &str {
+        &self.base
+    }
+
+    /// The host, without IPv6 brackets.
+    pub fn host(&self) -> &str {
+        let host = self.authority.host();
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    }
+
+    /// The port (80 when the URL has none).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl FromStr for TargetUrl {
+    type Err = ProxyError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason: &'static str| ProxyError::InvalidTarget {
+            url: text.to_owned(),
+            reason,
+        };
+        let uri: Uri = text
+            .parse()
+            .map_err(|_| invalid("not a URL; write e.g. `http://127.0.0.1:9001`"))?;
+        match uri.scheme() {
+            Some(scheme) if *scheme == Scheme::HTTP => {}
+            Some(scheme) if *scheme == Scheme::HTTPS => {
+                return Err(invalid(
+                    "https targets are not supported yet: use http:// (or h2c) to the upstream",
+                ));
+            }
+            _ => return Err(invalid("the scheme must be `http://`")),
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| invalid("the URL has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(invalid("credentials in the URL are not supported"));
+        }
+        if authority.host().is_empty() {
+            return Err(invalid("the URL has no host"));
+        }
+        if uri.query().is_some() {
+            return Err(invalid("a target URL cannot have a query"));
+        }
+        let base = uri.path().trim_end_matches('/');
+        Ok(Self {
+            text: text.into(),
+            port: authority.port_u16().unwrap_or(80),
+            authority,
+            base: base.into(),
+        })
+    }
+}
+
+impl TryFrom<String> for TargetUrl {
+    type Error = ProxyError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl fmt::Display for TargetUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Connection-pool settings every target of an upstream shares.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolSettings {
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_idle: usize,
+}
+
+/// A target and its shared state. One per target URL, behind an `Arc`.
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// Process-unique key of this target's thread-local connection pools.
+    pub(crate) id: u64,
+    pub(crate) url: TargetUrl,
+    /// The socket address when the host is an IP literal (no resolution needed).
+    pub(crate) addr: Option<SocketAddr>,
+    /// `Host` header value of the target.
+    pub(crate) host_header: HeaderValue,
+    pub(crate) pool: PoolSettings,
+    in_flight: AtomicUsize,
+    /// Milliseconds since `epoch` until which the target is skipped; 0 when it is not.
+    ejected_until: AtomicU64,
+    epoch: Instant,
+}
+
+impl Target {
+    pub(crate) fn new(id: u64, url: TargetUrl, pool: PoolSettings, epoch: Instant) -> Self {
+        let addr = url
+            .host()
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, url.port()));
+        // An `Authority` is always a valid header value.
+        let host_header = HeaderValue::from_str(url.authority().as_str())
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+        Self {
+            id,
+            url,
+            addr,
+            host_header,
+            pool,
+            in_flight: AtomicUsize::new(0),
+            ejected_until: AtomicU64::new(0),
+            epoch,
+        }
+    }
+
+    /// Requests sent to this target whose responses have not ended.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Skips the target for `duration` from now.
+    pub(crate) fn eject(&self, duration: Duration) {
+        if duration.is_zero() {
+            return;
+        }
+        let until = self.millis(Instant::now() + duration).max(1);
+        self.ejected_until.store(until, Ordering::Relaxed);
+    }
+
+    /// Whether the target is being skipped; reads the clock only while it is.
+    pub(crate) fn is_ejected(&self) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        if self.millis(Instant::now()) < until {
+            return true;
+        }
+        // Expired: clear it so that later checks skip the clock (unless re-ejected meanwhile).
+        let _ = self
+            .ejected_until
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+        false
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_host_port_and_base() {
+        let url: TargetUrl = "http://127.0.0.1:9001/api/v2/".parse().unwrap();
+        assert_eq!(url.host(), "127.0.0.1");
+        assert_eq!(url.port(), 9001);
+        assert_eq!(url.base_path(), "/api/v2");
+        assert_eq!(url.authority().as_str(), "127.0.0.1:9001");
+
+        let url: TargetUrl = "http://[::1]:8080".parse().unwrap();
+        assert_eq!(url.host(), "::1");
+        assert_eq!(url.base_path(), "");
+
+        let url: TargetUrl = "http://users.internal".parse().unwrap();
+        assert_eq!(url.port(), 80);
+        assert_eq!(url.base_path(), "");
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_a_target() {
+        for (url, reason) in [
+            ("https://example.com", "https"),
+            ("ftp://example.com", "scheme"),
+            ("127.0.0.1:9000", "scheme"),
+            ("http://user:pw@example.com", "credentials"),
+            ("http://example.com/?a=1", "query"),
+            ("not a url", "not a URL"),
+        ] {
+            let err = url.parse::<TargetUrl>().unwrap_err().to_string();
+            assert!(err.contains(reason), "{url}: {err}");
+            assert!(err.contains(url), "{url}: {err}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ejection_expires() {
+        let settings = PoolSettings {
+            idle_timeout: Duration::from_secs(1),
+            max_idle: 1,
+        };
+        let target = Target::new(1, "http://127.0.0.1:1".parse().unwrap(), settings, Instant::now());
+        assert!(!target.is_ejected());
+        target.eject(Duration::from_secs(10));
+        assert!(target.is_ejected());
+        tokio::time::advance(Duration::from_millis(9_900)).await;
+        assert!(target.is_ejected());
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert!(!target.is_ejected());
+        target.eject(Duration::ZERO);
+        assert!(!target.is_ejected());
+    }
+}

@@ -1,0 +1,235 @@
+//! An upstream: named targets and how to reach them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use gateway_core::TrustedProxies;
+use tokio::time::Instant;
+
+use crate::balance::{Balance, Balancer};
+use crate::error::ProxyError;
+use crate::target::{PoolSettings, Target, TargetUrl};
+
+/// Keys of the thread-local pools: unique per target per process.
+static NEXT_TARGET_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A group of interchangeable servers (targets) and the settings to reach them.
+///
+/// Cheap to clone: clones share the targets' state (load, ejection) and their connection
+/// pools. Build one per configured upstream and share it between the routes that use it.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) name: Box<str>,
+    pub(crate) targets: Box<[Arc<Target>]>,
+    pub(crate) balancer: Balancer,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) h2c: bool,
+    pub(crate) preserve_host: bool,
+    pub(crate) trusted: TrustedProxies,
+    pub(crate) eject_for: Duration,
+    pub(crate) epoch: Instant,
+}
+
+impl Upstream {
+    /// Starts building an upstream named `name` (used in logs and error responses) over
+    /// targets such as `http://10.0.0.7:8080` or `http://users.internal/api`.
+    pub fn builder<I>(name: impl Into<String>, targets: I) -> UpstreamBuilder
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        UpstreamBuilder {
+            name: name.into(),
+            targets: targets.into_iter().map(|t| t.as_ref().to_owned()).collect(),
+            balance: Balance::default(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(90),
+            max_idle_per_target: 128,
+            h2c: false,
+            preserve_host: false,
+            trusted: TrustedProxies::none(),
+            eject_for: Duration::from_secs(10),
+        }
+    }
+
+    /// The upstream's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The state of each target, in configuration order (for readiness and metrics).
+    pub fn targets(&self) -> impl ExactSizeIterator<Item = TargetStatus<'_>> + '_ {
+        self.inner.targets.iter().map(|target| TargetStatus {
+            url: &target.url,
+            in_flight: target.in_flight(),
+            ejected: target.is_ejected(),
+        })
+    }
+
+    /// Whether at least one target is not ejected (a readiness check).
+    pub fn is_available(&self) -> bool {
+        self.inner.targets.iter().any(|target| !target.is_ejected())
+    }
+}
+
+/// A snapshot of one target's state.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct TargetStatus<'a> {
+    /// The target's URL.
+    pub url: &'a TargetUrl,
+    /// Requests sent to the target whose responses have not ended yet (tunnels included).
+    pub in_flight: usize,
+    /// Whether the target is skipped after refusing connections.
+    pub ejected: bool,
+}
+
+/// Builds an [`Upstream`]; see [`Upstream::builder`].
+#[derive(Clone, Debug)]
+#[must_use = "call `build` to get the upstream"]
+pub struct UpstreamBuilder {
+    name: String,
+    targets: Vec<String>,
+    balance: Balance,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle_per_target: usize,
+    h2c: bool,
+    preserve_host: bool,
+    trusted: TrustedProxies,
+    eject_for: Duration,
+}
+
+impl UpstreamBuilder {
+    /// How requests are spread over the targets (default: round robin).
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.balance = balance;
+        self
+    }
+
+    /// Time allowed to open a connection (default 2 s). On expiry the target counts as
+    /// unreachable: ejected, and the request tried on another target, else 502.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed until the response headers arrive, counted from the request (or from
+    /// the end of its body, for uploads that take longer); 504 on expiry (default 30 s).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long an idle pooled connection may be reused (default 90 s). Keep it below the
+    /// upstream's own keep-alive timeout.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Idle HTTP/1.1 connections kept per target and thread (default 128; 0 disables
+    /// reuse).
+    pub fn max_idle_per_target(mut self, max: usize) -> Self {
+        self.max_idle_per_target = max;
+        self
+    }
+
+    /// Speak HTTP/2 with prior knowledge (h2c) to the targets: one multiplexed connection
+    /// per target and thread (default: HTTP/1.1). Upgrades still use HTTP/1.1.
+    pub fn h2c(mut self, enabled: bool) -> Self {
+        self.h2c = enabled;
+        self
+    }
+
+    /// Forward the client's `Host` instead of the target's authority (default: off).
+    pub fn preserve_host(mut self, enabled: bool) -> Self {
+        self.preserve_host = enabled;
+        self
+    }
+
+    /// Peers whose `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are
+    /// believed and extended (default: none).
+    pub fn trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    /// How long a target that refuses connections is skipped (default 10 s; zero never
+    /// skips).
+    pub fn eject_for(mut self, duration: Duration) -> Self {
+        self.eject_for = duration;
+        self
+    }
+
+    /// Validates the targets and builds the upstream.
+    pub fn build(self) -> Result<Upstream, ProxyError> {
+        if self.targets.is_empty() {
+            return Err(ProxyError::NoTargets(self.name));
+        }
+        let pool = PoolSettings {
+            idle_timeout: self.idle_timeout,
+            max_idle: self.max_idle_per_target,
+        };
+        let epoch = Instant::now();
+        let targets = self
+            .targets
+            .iter()
+            .map(|url| {
+                let url: TargetUrl = url.parse()?;
+                let id = NEXT_TARGET_ID.fetch_add(1, Ordering::Relaxed);
+                Ok(Arc::new(Target::new(id, url, pool, epoch)))
+            })
+            .collect::<Result<_, ProxyError>>()?;
+        Ok(Upstream {
+            inner: Arc::new(Inner {
+                name: self.name.into(),
+                targets,
+                balancer: Balancer::new(self.balance),
+                connect_timeout: self.connect_timeout,
+                response_timeout: self.response_timeout,
+                h2c: self.h2c,
+                preserve_host: self.preserve_host,
+                trusted: self.trusted,
+                eject_for: self.eject_for,
+                epoch,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_validates_targets() {
+        let err = Upstream::builder("users", ["http://127.0.0.1:1", "https://x"])
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("https://x"), "{err}");
+        let err = Upstream::builder("users", Vec::<String>::new()).build().unwrap_err();
+        assert!(err.to_string().contains("users"), "{err}");
+    }
+
+    #[test]
+    fn status_lists_targets_in_order() {
+        let upstream = Upstream::builder("users", ["http://127.0.0.1:1", "http://127.0.0.1:2/x"])
+            .build()
+            .unwrap();
+        let urls: Vec<&str> = upstream.targets().map(|t| t.url.as_str()).collect();
+        assert_eq!(urls, ["http://127.0.0.1:1", "http://127.0.0.1:2/x"]);
+        assert!(upstream.targets().all(|t| t.in_flight == 0 && !t.ejected));
+        assert!(upstream.is_available());
+        assert_eq!(upstream.name(), "users");
+    }
+}

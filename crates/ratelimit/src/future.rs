@@ -1,0 +1,167 @@
+//! The response future of the rate-limit service.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use gateway_core::ResponseBody;
+use http::{Request, Response};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::backend::PendingCheck;
+use crate::decision::{Quota, RateLimitDecision, Verdict};
+use crate::headers::{self, HeaderMode};
+use crate::layer::Shared;
+
+pin_project! {
+    /// The response future of [`RateLimit`](crate::RateLimit).
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        // Waiting for Redis; the inner service is called once it has answered.
+        Checking {
+            check: PendingCheck,
+            shared: Arc<Shared>,
+            service: Option<S>,
+            request: Option<Request<B>>,
+        },
+        Inner {
+            #[pin]
+            future: S::Future,
+            stamp: Option<Stamp>,
+        },
+        Reject {
+            response: Option<Response<Full<Bytes>>>,
+        },
+    }
+}
+
+/// What an allowed response gets: the decision extension and, when enabled, the headers.
+struct Stamp {
+    decision: RateLimitDecision,
+    headers: Option<(Arc<Shared>, Quota)>,
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    pub(crate) fn decided(
+        verdict: Verdict,
+        shared: &Arc<Shared>,
+        service: &mut S,
+        request: Request<B>,
+    ) -> Self {
+        Self {
+            state: State::decided(verdict, shared, service, request),
+        }
+    }
+
+    pub(crate) fn pending(
+        check: PendingCheck,
+        shared: Arc<Shared>,
+        service: S,
+        request: Request<B>,
+    ) -> Self {
+        Self {
+            state: State::Checking {
+                check,
+                shared,
+                service: Some(service),
+                request: Some(request),
+            },
+        }
+    }
+}
+
+impl<S, B> State<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn decided(
+        verdict: Verdict,
+        shared: &Arc<Shared>,
+        service: &mut S,
+        request: Request<B>,
+    ) -> Self {
+        let decision = verdict.decision;
+        let mut response = match (decision.is_allowed(), verdict.quota) {
+            (true, quota) => {
+                let headers = quota
+                    .filter(|_| shared.headers.mode() != HeaderMode::None)
+                    .map(|quota| (Arc::clone(shared), quota));
+                return Self::Inner {
+                    future: service.call(request),
+                    stamp: Some(Stamp { decision, headers }),
+                };
+            }
+            (false, Some(quota)) => shared.headers.too_many_requests(&quota),
+            (false, None) => headers::unavailable(),
+        };
+        response.extensions_mut().insert(decision);
+        Self::Reject {
+            response: Some(response),
+        }
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Checking {
+                    check,
+                    shared,
+                    service,
+                    request,
+                } => {
+                    let verdict = ready!(check.as_mut().poll(cx));
+                    let (Some(mut service), Some(request)) = (service.take(), request.take())
+                    else {
+                        panic!("ResponseFuture polled after completion");
+                    };
+                    let next = State::decided(verdict, shared, &mut service, request);
+                    state.set(next);
+                }
+                StateProj::Inner { future, stamp } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(stamp) = stamp.take() {
+                        if let Some((shared, quota)) = &stamp.headers {
+                            shared.headers.apply(response.headers_mut(), quota);
+                        }
+                        response.extensions_mut().insert(stamp.decision);
+                    }
+                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                }
+                StateProj::Reject { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::local)));
+                }
+            }
+        }
+    }
+}

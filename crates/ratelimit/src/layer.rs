@@ -1,0 +1,73 @@
+//! The rate-limit layer.
+
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use crate::backend::{RateLimitBackend, RouteLimiter};
+use crate::config::RateLimitConfig;
+use crate::headers::{HeaderMode, RouteHeaders};
+use crate::key::KeySource;
+use crate::policy::Policy;
+use crate::service::RateLimit;
+
+/// Limits the requests of one route: see the [crate documentation](crate).
+///
+/// Build one layer per route from a [`RateLimitBackend`] shared by all routes.
+#[derive(Clone, Debug)]
+pub struct RateLimitLayer {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of the service shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    pub(crate) limiter: RouteLimiter,
+    pub(crate) key: KeySource,
+    pub(crate) headers: RouteHeaders,
+}
+
+impl RateLimitLayer {
+    /// Limits route `route` to `policy`, counting each request under the key from `key`.
+    pub fn new(backend: &RateLimitBackend, route: &str, policy: Policy, key: KeySource) -> Self {
+        Self::with_limiter(backend.route(route, policy), key)
+    }
+
+    /// The layer of a route's `[routes.rate_limit]` table.
+    pub fn from_config(backend: &RateLimitBackend, route: &str, config: &RateLimitConfig) -> Self {
+        Self::new(backend, route, config.policy(), config.key().clone())
+    }
+
+    /// A layer over a limiter from [`RateLimitBackend::route`].
+    pub fn with_limiter(limiter: RouteLimiter, key: KeySource) -> Self {
+        let headers = RouteHeaders::new(&limiter.policy(), HeaderMode::default());
+        Self {
+            shared: Arc::new(Shared {
+                limiter,
+                key,
+                headers,
+            }),
+        }
+    }
+
+    /// Which rate-limit headers responses carry (default: [`HeaderMode::All`]).
+    #[must_use]
+    pub fn headers(mut self, mode: HeaderMode) -> Self {
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.headers = RouteHeaders::new(&shared.limiter.policy(), mode);
+        self
+    }
+
+    /// The route's limiter.
+    pub fn limiter(&self) -> &RouteLimiter {
+        &self.shared.limiter
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit::new(inner, Arc::clone(&self.shared))
+    }
+}

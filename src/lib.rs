@@ -1,0 +1,37 @@
+//! An API gateway made of reusable tower middleware.
+//!
+//! This umbrella crate re-exports the layer crates behind features (all on by default), so an
+//! application can depend on one crate and pick what it needs:
+//!
+//! | module | crate | what |
+//! |---|---|---|
+//! | [`core`] | `gateway-core` | client IP, identity extension, problem+json responses |
+//! | `proxy` | `gateway-proxy` | reverse proxy service with load balancing (`proxy` feature) |
+//! | `auth` | `gateway-auth` | JWT authentication and authorization layer (`auth` feature) |
+//! | `ratelimit` | `gateway-ratelimit` | in-memory and Redis rate limiting (`ratelimit` feature) |
+//! | `breaker` | `gateway-breaker` | circuit breaker layer (`breaker` feature) |
+//! | `headers` | `gateway-headers` | request/response header transforms (`headers` feature) |
+//! | `bin` | `gateway-bin` | the config-driven gateway as a library (`bin` feature) |
+//!
+//! ```
+//! use gateway::core::Problem;
+//! use http::StatusCode;
+//!
+//! let response = Problem::new(StatusCode::SERVICE_UNAVAILABLE).into_response();
+//! assert_eq!(response.status(), 503);
+//! ```
+
+pub use gateway_core as core;
+
+#[cfg(feature = "auth")]
+pub use gateway_auth as auth;
+#[cfg(feature = "bin")]
+pub use gateway_bin as bin;
+#[cfg(feature = "breaker")]
+pub use gateway_breaker as breaker;
+#[cfg(feature = "headers")]
+pub use gateway_headers as headers;
+#[cfg(feature = "proxy")]
+pub use gateway_proxy as proxy;
+#[cfg(feature = "ratelimit")]
+pub use gateway_ratelimit as ratelimit;

@@ -1,0 +1,148 @@
+//! Test support for the end-to-end tests: real upstream HTTP servers on free loopback ports
+//! and an in-process gateway started from a TOML config.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gateway::bin::{Config, RunningGateway};
+
+/// A gateway started in-process from a config text, shut down on drop.
+pub struct TestGateway {
+    gateway: Option<RunningGateway>,
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub config_path: PathBuf,
+    _dir: TempDir,
+}
+
+impl TestGateway {
+    /// Starts a gateway; `{listen}` in the config is replaced by a free port on loopback.
+    pub fn start(config: &str) -> Self {
+        let dir = TempDir::new();
+        let config_path = dir.path.join("gateway.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let parsed =
+            Config::load(&config_path).unwrap_or_else(|e| panic!("test config invalid: {e}"));
+        // The gateway owns its runtimes: start (and stop) it off the test's runtime.
+        let path = config_path.clone();
+        let gateway = std::thread::spawn(move || RunningGateway::start(parsed, Some(path)))
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("gateway failed to start: {e}"));
+        Self {
+            addr: gateway.local_addr(),
+            admin: gateway.admin_addr(),
+            gateway: Some(gateway),
+            config_path,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn gateway(&self) -> &RunningGateway {
+        self.gateway.as_ref().unwrap()
+    }
+
+    /// Reloads the config file (after the test rewrote it).
+    pub fn reload(&self) -> Result<u64, String> {
+        let gateway = self.gateway();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| gateway.reload().map_err(|e| e.to_string()))
+                .join()
+                .unwrap()
+        })
+    }
+
+    /// Shuts down gracefully, returning once every worker stopped.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            std::thread::spawn(move || gateway.shutdown()).join().unwrap();
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A config with a server section on a free port, plus `rest`.
+pub fn config(rest: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nworkers = 2\nshutdown_grace = \"5s\"\naccess_log = false\n\n{rest}"
+    )
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "gateway-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A plain HTTP/1.1 client over real sockets (keep-alive pool from hyper-util).
+pub fn client() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build_http()
+}
+
+/// Sends a request and collects the response.
+pub async fn send(
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> (http::response::Parts, bytes::Bytes) {
+    use http_body_util::BodyExt;
+    let response = tokio::time::timeout(Duration::from_secs(20), client().request(request))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body failed").to_bytes();
+    (parts, body)
+}
+
+/// GET a URL.
+pub async fn get(url: &str) -> (http::response::Parts, bytes::Bytes) {
+    send(http::Request::get(url).body(Default::default()).unwrap()).await
+}
+
+/// Parses a JSON body.
+pub fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
