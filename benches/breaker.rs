@@ -189,21 +189,4 @@ fn open_state(c: &mut Criterion) {
 }
 
 criterion_group!(benches, closed_state, open_state);
-fn main() {
-    if let Ok(which) = std::env::var("SCRATCH") {
-        const N: u64 = 1_000_000;
-        match which.as_str() {
-            "bare" => { let mut s = Instant200; for _ in 0..N { black_box(one_request(&mut s)); } }
-            "pass" => { let mut s = PassThrough(Instant200); for _ in 0..N { black_box(one_request(&mut s)); } }
-            "breaker" => { let mut s = CircuitBreakerLayer::new(consecutive()).layer(Instant200); for _ in 0..N { black_box(one_request(&mut s)); } }
-            "rate" => { let mut s = CircuitBreakerLayer::new(with_failure_rate()).layer(Instant200); for _ in 0..N { black_box(one_request(&mut s)); } }
-            "permit" => { let b = consecutive(); for _ in 0..N { black_box(b.try_acquire().unwrap()).success(); } }
-            "closure" => { let mut s = CircuitBreakerLayer::new(consecutive()).classify_with(|r: &Response<()>| r.status().is_server_error()).layer(Instant200); for _ in 0..N { black_box(one_request(&mut s)); } }
-            "none" => {}
-            _ => panic!(),
-        }
-        return;
-    }
-    benches();
-    criterion::Criterion::default().configure_from_args().final_summary();
-}
+criterion_main!(benches);

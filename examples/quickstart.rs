@@ -129,7 +129,7 @@ roles = ["admin"]
     )
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let _log = gateway::bin::logging::init(gateway::bin::logging::LogFormat::Text);
     let port: u16 = std::env::var("QUICKSTART_PORT")
         .ok()
@@ -147,7 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&secret_file, SECRET)?;
     let config_path = dir.join("gateway.toml");
     let start =
-        |port: u16, admin_port: u16| -> Result<RunningGateway, Box<dyn std::error::Error>> {
+        |port: u16, admin_port: u16| -> Result<RunningGateway, Box<dyn std::error::Error + Send + Sync>> {
             std::fs::write(
                 &config_path,
                 config(upstream, port, admin_port, &secret_file),

@@ -245,10 +245,10 @@ impl Authenticator {
     /// Verifies a token (from any source) and returns the caller's identity; with a JWKS
     /// URL this may wait for one key fetch.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthFailure> {
-        let verified = match self.check(token) {
+        let verified = match self.check(token.as_bytes()) {
             Check::Valid(verified) => verified,
             Check::Invalid(failure) => return Err(failure),
-            Check::NeedKeys => self.after_refresh(token).await?,
+            Check::NeedKeys => self.after_refresh(token.as_bytes()).await?,
         };
         Ok(verified.identity.clone())
     }
@@ -292,12 +292,15 @@ impl Authenticator {
     }
 
     /// The fast path: cache, then a signature check with the keys at hand.
-    pub(crate) fn check(&self, token: &str) -> Check {
+    pub(crate) fn check(&self, token: &[u8]) -> Check {
         let inner = &*self.inner;
         let now = unix_now();
         if let Some(hit) = inner.cache.get(token, now) {
             return Check::Valid(hit);
         }
+        let Ok(token) = std::str::from_utf8(token) else {
+            return Check::Invalid(AuthFailure::Malformed);
+        };
         let outcome = match &inner.keys {
             Keys::Static(keys) => verify(token, keys, &inner.policy, now),
             Keys::Jwks(jwks) => {
@@ -317,7 +320,9 @@ impl Authenticator {
             Outcome::Valid(verified) => {
                 let verified = Arc::new(verified);
                 if inner.cache.enabled() {
-                    inner.cache.insert(token, Arc::clone(&verified), now);
+                    inner
+                        .cache
+                        .insert(token.as_bytes(), Arc::clone(&verified), now);
                 }
                 Check::Valid(verified)
             }
@@ -329,7 +334,7 @@ impl Authenticator {
 
     /// The slow path after [`Check::NeedKeys`]: one (shared, rate-limited) JWKS fetch, then
     /// a second check.
-    pub(crate) async fn after_refresh(&self, token: &str) -> Result<Arc<Verified>, AuthFailure> {
+    pub(crate) async fn after_refresh(&self, token: &[u8]) -> Result<Arc<Verified>, AuthFailure> {
         let Keys::Jwks(jwks) = &self.inner.keys else {
             return Err(AuthFailure::UnknownKey);
         };

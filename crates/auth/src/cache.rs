@@ -25,8 +25,8 @@ fn tail_hash(token: &[u8]) -> u64 {
     (u64::from_le_bytes(tail) ^ token.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// Hashes a `str` key as [`tail_hash`]: `str` feeds its bytes in one `write`, then a `0xff`
-/// terminator, which is ignored.
+/// Hashes a `[u8]` key as [`tail_hash`]: a slice feeds its length (ignored: `tail_hash`
+/// mixes it in), then its bytes in one `write`.
 #[derive(Default)]
 struct TailHasher(u64);
 
@@ -39,10 +39,10 @@ impl Hasher for TailHasher {
         self.0 ^= tail_hash(bytes);
     }
 
-    fn write_u8(&mut self, _terminator: u8) {}
+    fn write_usize(&mut self, _length: usize) {}
 }
 
-type Shard = HashMap<Box<str>, Arc<Verified>, BuildHasherDefault<TailHasher>>;
+type Shard = HashMap<Box<[u8]>, Arc<Verified>, BuildHasherDefault<TailHasher>>;
 
 /// A bounded, sharded map of verified tokens.
 pub(crate) struct TokenCache {
@@ -50,9 +50,9 @@ pub(crate) struct TokenCache {
     per_shard: usize,
 }
 
-fn shard_of(token: &str) -> usize {
+fn shard_of(token: &[u8]) -> usize {
     // The top bits: the table inside the shard indexes with the low ones.
-    (tail_hash(token.as_bytes()) >> 60) as usize % SHARDS
+    (tail_hash(token) >> 60) as usize % SHARDS
 }
 
 impl TokenCache {
@@ -70,7 +70,7 @@ impl TokenCache {
     }
 
     /// The verification of exactly this token, unless expired at `now`.
-    pub(crate) fn get(&self, token: &str, now: u64) -> Option<Arc<Verified>> {
+    pub(crate) fn get(&self, token: &[u8], now: u64) -> Option<Arc<Verified>> {
         let shard = self
             .shards
             .get(shard_of(token))?
@@ -81,7 +81,7 @@ impl TokenCache {
 
     /// Remembers a verification until its `exp`; when the shard is full, expired entries
     /// go first, then an arbitrary one (the cache only saves work, any victim is correct).
-    pub(crate) fn insert(&self, token: &str, verified: Arc<Verified>, now: u64) {
+    pub(crate) fn insert(&self, token: &[u8], verified: Arc<Verified>, now: u64) {
         if now >= verified.expires_at {
             return;
         }
@@ -132,10 +132,10 @@ mod tests {
     #[test]
     fn entries_never_outlive_exp() {
         let cache = TokenCache::new(100);
-        cache.insert("a.b.c", verified(1000), 999);
-        assert!(cache.get("a.b.c", 999).is_some());
-        assert!(cache.get("a.b.c", 1000).is_none());
-        cache.insert("x.y.z", verified(1000), 1000);
+        cache.insert(b"a.b.c", verified(1000), 999);
+        assert!(cache.get(b"a.b.c", 999).is_some());
+        assert!(cache.get(b"a.b.c", 1000).is_none());
+        cache.insert(b"x.y.z", verified(1000), 1000);
         assert_eq!(cache.len(), 1);
     }
 
@@ -144,26 +144,26 @@ mod tests {
         let cache = TokenCache::new(SHARDS * 2);
         for i in 0..1000 {
             cache.insert(
-                &format!("token-{i}"),
+                format!("token-{i}").as_bytes(),
                 verified(if i == 0 { 10 } else { 100 }),
                 5,
             );
         }
         assert!(cache.len() <= SHARDS * 2, "{}", cache.len());
         // A fresh insert into a full shard evicts, but the newcomer stays.
-        cache.insert("newcomer", verified(100), 50);
-        assert!(cache.get("newcomer", 50).is_some());
+        cache.insert(b"newcomer", verified(100), 50);
+        assert!(cache.get(b"newcomer", 50).is_some());
     }
 
     #[test]
     fn tokens_with_the_same_tail_never_share_an_entry() {
         let cache = TokenCache::new(100);
         // Same length and last 8 bytes: same hash, different tokens.
-        let (a, b) = ("AAAA.b.12345678", "BBBB.b.12345678");
-        assert_eq!(tail_hash(a.as_bytes()), tail_hash(b.as_bytes()));
+        let (a, b): (&[u8], &[u8]) = (b"AAAA.b.12345678", b"BBBB.b.12345678");
+        assert_eq!(tail_hash(a), tail_hash(b));
         cache.insert(a, verified(100), 0);
         assert!(cache.get(b, 0).is_none());
-        assert!(cache.get("AAAA.b.1234567", 0).is_none());
+        assert!(cache.get(b"AAAA.b.1234567", 0).is_none());
         cache.insert(b, verified(100), 0);
         assert!(Arc::ptr_eq(
             &cache.get(a, 0).unwrap(),
@@ -173,14 +173,14 @@ mod tests {
             &cache.get(a, 0).unwrap(),
             &cache.get(b, 0).unwrap()
         ));
-        assert!(cache.get("", 0).is_none());
+        assert!(cache.get(b"", 0).is_none());
     }
 
     #[test]
     fn zero_capacity_disables() {
         let cache = TokenCache::new(0);
         assert!(!cache.enabled());
-        cache.insert("a.b.c", verified(100), 0);
-        assert!(cache.get("a.b.c", 0).is_none());
+        cache.insert(b"a.b.c", verified(100), 0);
+        assert!(cache.get(b"a.b.c", 0).is_none());
     }
 }

@@ -61,7 +61,7 @@ pub(crate) fn has_role(verified: &Verified, roles: &[Box<str>]) -> bool {
 enum Step {
     Done(Check),
     /// The token's key is unknown: wait for a JWKS fetch (token copied: the request moves).
-    Wait(String),
+    Wait(Vec<u8>),
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S>
@@ -96,7 +96,7 @@ where
             Found::Missing => Step::Done(Check::Invalid(AuthFailure::MissingToken)),
             Found::Malformed => Step::Done(Check::Invalid(AuthFailure::Malformed)),
             Found::Token(token) => match self.auth.check(token) {
-                Check::NeedKeys => Step::Wait(token.to_owned()),
+                Check::NeedKeys => Step::Wait(token.to_vec()),
                 check => Step::Done(check),
             },
         };

@@ -18,7 +18,7 @@ pub(crate) struct TokenSources {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Found<'a> {
     /// A candidate token (only its syntax on a cache miss is checked later).
-    Token(&'a str),
+    Token(&'a [u8]),
     /// No bearer token anywhere.
     Missing,
     /// A bearer header that is not `Bearer <token>`, or several `Authorization` headers.
@@ -50,7 +50,7 @@ fn non_empty(value: &str) -> Found<'_> {
     if value.is_empty() {
         Found::Malformed
     } else {
-        Found::Token(value)
+        Found::Token(value.as_bytes())
     }
 }
 
@@ -72,12 +72,9 @@ fn bearer(headers: &HeaderMap) -> Option<Found<'_>> {
     if token.is_empty() || token[0] == b' ' {
         return Some(Found::Malformed);
     }
-    // Header values are visible ASCII or obs-text; a token must be ASCII (checked with the
-    // rest of its syntax on a cache miss), so non-UTF-8 bytes mean malformed.
-    Some(match std::str::from_utf8(token) {
-        Ok(token) => Found::Token(token),
-        Err(_) => Found::Malformed,
-    })
+    // Bytes, not yet text: a cache hit proves them a verified token; the syntax (ASCII
+    // included) is checked on a miss.
+    Some(Found::Token(token))
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -138,7 +135,7 @@ mod tests {
         let s = TokenSources::default();
         for ok in ["Bearer a.b.c", "bearer a.b.c", "BEARER a.b.c"] {
             let h = headers(&[("authorization", ok)]);
-            assert_eq!(s.find(&h, None), Found::Token("a.b.c"), "{ok}");
+            assert_eq!(s.find(&h, None), Found::Token(b"a.b.c"), "{ok}");
         }
         for bad in ["Bearer", "Bearer ", "Bearer  a.b.c"] {
             let h = headers(&[("authorization", bad)]);
@@ -155,7 +152,7 @@ mod tests {
             ("authorization", "Basic dXNlcjpwYXNz"),
             ("cookie", "jwt=x.y.z"),
         ]);
-        assert_eq!(s.find(&h, None), Found::Token("x.y.z"));
+        assert_eq!(s.find(&h, None), Found::Token(b"x.y.z"));
         // `Bearerx` is another scheme, not a malformed bearer header.
         let h = headers(&[("authorization", "Bearerx a.b.c")]);
         assert_eq!(s.find(&h, None), Found::Missing);
@@ -175,14 +172,14 @@ mod tests {
         let h = headers(&[("cookie", "theme=dark; jwt=\"c.c.c\"; x=1")]);
         assert_eq!(
             sources(Some("jwt"), None).find(&h, None),
-            Found::Token("c.c.c")
+            Found::Token(b"c.c.c")
         );
         assert_eq!(sources(None, None).find(&h, None), Found::Missing);
 
         let q = Some("page=2&access_token=q.q.q");
         assert_eq!(
             sources(None, Some("access_token")).find(&HeaderMap::new(), q),
-            Found::Token("q.q.q")
+            Found::Token(b"q.q.q")
         );
         assert_eq!(
             sources(None, None).find(&HeaderMap::new(), q),
@@ -198,7 +195,7 @@ mod tests {
     fn header_wins_over_cookie_and_query() {
         let h = headers(&[("authorization", "Bearer h.h.h"), ("cookie", "jwt=c.c.c")]);
         let s = sources(Some("jwt"), Some("t"));
-        assert_eq!(s.find(&h, Some("t=q.q.q")), Found::Token("h.h.h"));
+        assert_eq!(s.find(&h, Some("t=q.q.q")), Found::Token(b"h.h.h"));
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Record {
                 upstream,
                 status = self.status,
                 bytes = self.bytes,
-                duration_ms = elapsed.as_secs_f64() * 1e3,
+                duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1e3),
                 request_id,
                 complete,
             );
@@ -100,12 +100,18 @@ impl<B: Body<Data = Bytes>> Body for ObservedBody<B> {
     type Error = B::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(data), Some(record)) = (frame.data_ref(), this.record.as_mut()) {
                     record.bytes += data.len() as u64;
+                }
+                // hyper stops polling once a sized body is complete: finish on its last frame.
+                if this.inner.is_end_stream() {
+                    if let Some(record) = this.record.take() {
+                        record.finish(true);
+                    }
                 }
             }
             Poll::Ready(None) => {

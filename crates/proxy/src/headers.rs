@@ -133,6 +133,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> HopByHop
         // then the pass below is all there is to do.
         let mut lists_others = false;
         for value in headers.get_all(CONNECTION) {
+            // The usual value, checked without tokenizing.
+            if value.as_bytes().eq_ignore_ascii_case(b"keep-alive") {
+                continue;
+            }
             for token in tokens(value) {
                 if token.eq_ignore_ascii_case(b"upgrade") {
                     upgrade_requested = found & HOP_UPGRADE != 0;
@@ -148,17 +152,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> HopByHop
         }
     }
     let keep = keep_upgrade && upgrade_requested;
-    for (bit, name) in [
-        (HOP_KEEP_ALIVE, KEEP_ALIVE),
-        (HOP_PROXY_CONNECTION, PROXY_CONNECTION),
-        (HOP_TE, TE),
-        (HOP_TRAILER, TRAILER),
-        (HOP_TRANSFER_ENCODING, TRANSFER_ENCODING),
-        (HOP_UPGRADE, UPGRADE),
-    ] {
-        if found & bit != 0 && !(keep && bit == HOP_UPGRADE) {
-            headers.remove(name);
-        }
+    if found & HOP_KEEP_ALIVE != 0 {
+        headers.remove(KEEP_ALIVE);
+    }
+    if found & HOP_PROXY_CONNECTION != 0 {
+        headers.remove(PROXY_CONNECTION);
+    }
+    if found & HOP_TE != 0 {
+        headers.remove(TE);
+    }
+    if found & HOP_TRAILER != 0 {
+        headers.remove(TRAILER);
+    }
+    if found & HOP_TRANSFER_ENCODING != 0 {
+        headers.remove(TRANSFER_ENCODING);
+    }
+    if found & HOP_UPGRADE != 0 && !keep {
+        headers.remove(UPGRADE);
     }
     result.upgrade = keep;
     result
@@ -239,10 +249,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// An address as a header value, IPv4 written without the formatting machinery (this runs
-/// for every request).
+/// An address in text, the owner of a header value's bytes.
+struct IpText {
+    buf: [u8; 45],
+    len: u8,
+}
+
+impl AsRef<[u8]> for IpText {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+/// An address as a header value: one allocation, shared by its clones (`X-Forwarded-For`
+/// and `X-Real-IP` are usually the same), and IPv4 written without the formatting
+/// machinery, since this runs for every request.
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    let mut buf = [0u8; 45];
+    let mut text = IpText {
+        buf: [0; 45],
+        len: 0,
+    };
+    let buf = &mut text.buf;
     let len = match ip {
         IpAddr::V4(v4) => {
             let mut len = 0;
@@ -271,8 +298,10 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
             45 - cursor.len()
         }
     };
+    text.len = len as u8;
     // Digits, dots, colons and hex: always a valid header value.
-    HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("unknown"))
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text))
+        .unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 /// Every `X-Forwarded-For` line joined with `, `, then `, <peer>`.
