@@ -43,7 +43,12 @@ struct PassThrough<S>(S);
 
 impl<S, B> Service<Request<()>> for PassThrough<S>
 where
-    S: Service<Request<()>, Response = Response<B>, Future = Ready<Result<Response<B>, Infallible>>, Error = Infallible>,
+    S: Service<
+            Request<()>,
+            Response = Response<B>,
+            Future = Ready<Result<Response<B>, Infallible>>,
+            Error = Infallible,
+        >,
 {
     type Response = Response<ResponseBody<B>>;
     type Error = Infallible;
@@ -139,9 +144,13 @@ fn closed_state(c: &mut Criterion) {
         b.iter(|| black_box(one_request(&mut bare)))
     });
     let mut pass_through = PassThrough(Instant200);
-    group.bench_function("pass-through layer", |b| b.iter(|| black_box(one_request(&mut pass_through))));
+    group.bench_function("pass-through layer", |b| {
+        b.iter(|| black_box(one_request(&mut pass_through)))
+    });
     let breaker = consecutive();
-    group.bench_function("permit alone", |b| b.iter(|| breaker.try_acquire().unwrap().success()));
+    group.bench_function("permit alone", |b| {
+        b.iter(|| breaker.try_acquire().unwrap().success())
+    });
     let mut guarded = CircuitBreakerLayer::new(consecutive()).layer(Instant200);
     group.bench_function("breaker", |b| {
         b.iter(|| black_box(one_request(&mut guarded)))

@@ -52,6 +52,7 @@
 //! ```
 
 mod authenticator;
+mod builder;
 mod cache;
 pub mod config;
 pub mod error;
@@ -65,7 +66,8 @@ mod service;
 mod token;
 mod verify;
 
-pub use authenticator::{Authenticator, AuthenticatorBuilder};
+pub use authenticator::Authenticator;
+pub use builder::AuthenticatorBuilder;
 pub use config::{AuthMode, JwtConfig};
 pub use error::{BuildError, ConfigError, JwksError, MintError};
 pub use failure::AuthFailure;

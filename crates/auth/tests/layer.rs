@@ -134,11 +134,17 @@ async fn malformed_header_and_invalid_token_challenges() {
     assert_eq!(failure(&response), Some(AuthFailure::Malformed));
 
     let obs_text = Request::get("/")
-        .header("authorization", http::HeaderValue::from_bytes(b"Bearer a\xff.b.c").unwrap())
+        .header(
+            "authorization",
+            http::HeaderValue::from_bytes(b"Bearer a\xff.b.c").unwrap(),
+        )
         .body(Full::default())
         .unwrap();
     let (status, response) = call(&layer, obs_text).await;
-    assert_eq!((status, failure(&response)), (StatusCode::UNAUTHORIZED, Some(AuthFailure::Malformed)));
+    assert_eq!(
+        (status, failure(&response)),
+        (StatusCode::UNAUTHORIZED, Some(AuthFailure::Malformed))
+    );
 
     let expired = hs256(&claims(json!({"exp": now() - 3600})));
     let (status, response) = call(&layer, request(Some(&expired), false)).await;

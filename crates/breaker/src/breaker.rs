@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use crate::classify::FailureStatus;
 use crate::config::{BreakerConfig, ConfigError, Policy};
-use crate::striped::{Padded, stripe_count, this_thread_stripe};
 use crate::state::{BreakerState, MAX_STREAK, Word};
+use crate::striped::{Padded, stripe_count, this_thread_stripe};
 use crate::window::Window;
 
 /// How long a caller refused because every half-open probe slot is taken should wait.
@@ -207,7 +207,9 @@ impl CircuitBreaker {
                     let now = shared.now_ms();
                     let until = word.open_until();
                     if now < until {
-                        return Err(shared.reject(BreakerState::Open, Duration::from_millis(until - now)));
+                        return Err(
+                            shared.reject(BreakerState::Open, Duration::from_millis(until - now))
+                        );
                     }
                     word.to_half_open()
                 }
@@ -258,7 +260,11 @@ impl Permit {
 
     /// The call failed if `failed`, else succeeded.
     pub fn record(self, failed: bool) {
-        self.settle(if failed { Outcome::Failure } else { Outcome::Success });
+        self.settle(if failed {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        });
     }
 
     /// Whether this permit is a half-open probe (its outcome decides the circuit's fate).
@@ -298,7 +304,9 @@ impl Shared {
 
     /// Milliseconds since the breaker was built, on tokio's (pausable) clock.
     fn now_ms(&self) -> u64 {
-        Instant::now().saturating_duration_since(self.base).as_millis() as u64
+        Instant::now()
+            .saturating_duration_since(self.base)
+            .as_millis() as u64
     }
 
     /// Replaces `from` with `to`, or returns the word that is there instead. A change of
@@ -323,7 +331,10 @@ impl Shared {
     fn settle(&self, ticket: Word, outcome: Outcome) {
         // The common case, inline: a success while closed, counted by consecutive failures
         // only. One load, and no write unless it ends a run of failures.
-        if outcome == Outcome::Success && ticket.state() == BreakerState::Closed && self.window.is_none() {
+        if outcome == Outcome::Success
+            && ticket.state() == BreakerState::Closed
+            && self.window.is_none()
+        {
             let current = self.load();
             if current.same_period(ticket) && current.failures() > 0 {
                 self.break_streak(ticket, current);
@@ -468,11 +479,19 @@ impl Shared {
             }
             BreakerState::HalfOpen => {
                 counters.half_opened.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(breaker = name, from, "circuit breaker half-open: letting probes through");
+                tracing::info!(
+                    breaker = name,
+                    from,
+                    "circuit breaker half-open: letting probes through"
+                );
             }
             BreakerState::Closed => {
                 counters.closed.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(breaker = name, from, "circuit breaker closed: service recovered");
+                tracing::info!(
+                    breaker = name,
+                    from,
+                    "circuit breaker closed: service recovered"
+                );
             }
         }
     }

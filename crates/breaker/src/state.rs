@@ -143,7 +143,12 @@ impl Word {
 
     /// The next period: open until `until_ms`, after `streak` reopenings.
     pub(crate) fn to_open(self, streak: u64, until_ms: u64) -> Self {
-        Self::pack(OPEN, self.next_generation(), streak.min(MAX_STREAK), until_ms.min(MAX_PAYLOAD))
+        Self::pack(
+            OPEN,
+            self.next_generation(),
+            streak.min(MAX_STREAK),
+            until_ms.min(MAX_PAYLOAD),
+        )
     }
 
     // Half-open.
@@ -166,7 +171,12 @@ impl Word {
     /// The same half-open period with other counts.
     pub(crate) fn with_probes(self, probes: u64, successes: u64) -> Self {
         debug_assert!(probes <= HALF_MASK && successes <= HALF_MASK);
-        Self::pack(HALF_OPEN, self.generation(), self.streak(), successes << HALF_BITS | probes)
+        Self::pack(
+            HALF_OPEN,
+            self.generation(),
+            self.streak(),
+            successes << HALF_BITS | probes,
+        )
     }
 }
 
@@ -204,14 +214,24 @@ mod tests {
         assert!(!open.same_period(closed));
 
         let half = open.to_half_open();
-        assert_eq!((half.state(), half.probes(), half.successes(), half.streak()), (BreakerState::HalfOpen, 1, 0, 5));
+        assert_eq!(
+            (half.state(), half.probes(), half.successes(), half.streak()),
+            (BreakerState::HalfOpen, 1, 0, 5)
+        );
         let half2 = half.with_probes(HALF_MASK, HALF_MASK);
         assert_eq!((half2.probes(), half2.successes()), (HALF_MASK, HALF_MASK));
         assert!(half2.same_period(half));
         assert_eq!(Word::from_bits(half2.bits()), half2);
 
         let closed_again = half2.to_closed();
-        assert_eq!((closed_again.state(), closed_again.failures(), closed_again.streak()), (BreakerState::Closed, 0, 0));
+        assert_eq!(
+            (
+                closed_again.state(),
+                closed_again.failures(),
+                closed_again.streak()
+            ),
+            (BreakerState::Closed, 0, 0)
+        );
         assert!(!closed_again.same_period(closed));
     }
 
@@ -229,7 +249,13 @@ mod tests {
 
     #[test]
     fn saturating_payloads() {
-        assert_eq!(Word::INITIAL.with_failures(u64::MAX).failures(), MAX_PAYLOAD);
-        assert_eq!(Word::INITIAL.to_open(u64::MAX, u64::MAX).streak(), MAX_STREAK);
+        assert_eq!(
+            Word::INITIAL.with_failures(u64::MAX).failures(),
+            MAX_PAYLOAD
+        );
+        assert_eq!(
+            Word::INITIAL.to_open(u64::MAX, u64::MAX).streak(),
+            MAX_STREAK
+        );
     }
 }

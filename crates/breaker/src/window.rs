@@ -36,7 +36,9 @@ impl Window {
             bucket_ms: (policy.window_ms / BUCKETS as u64).max(1),
             threshold: policy.threshold,
             min_calls: policy.min_calls,
-            rows: (0..stripe_count()).map(|_| Padded(Default::default())).collect(),
+            rows: (0..stripe_count())
+                .map(|_| Padded(Default::default()))
+                .collect(),
         }
     }
 
@@ -107,7 +109,11 @@ mod tests {
     use super::*;
 
     fn window(threshold: f64, window_ms: u64, min_calls: u64) -> Window {
-        Window::new(&RatePolicy { threshold, window_ms, min_calls })
+        Window::new(&RatePolicy {
+            threshold,
+            window_ms,
+            min_calls,
+        })
     }
 
     #[test]

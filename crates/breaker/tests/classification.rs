@@ -13,7 +13,11 @@ async fn any_server_error_counts_by_default_and_client_errors_do_not() {
     for code in [404, 429, 400, 499, 200, 302] {
         status(&service, Script::Status(code)).await;
         status(&service, Script::Status(code)).await;
-        assert_eq!(breaker.state(), BreakerState::Closed, "{code} is no failure");
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Closed,
+            "{code} is no failure"
+        );
     }
     status(&service, Script::Status(503)).await;
     status(&service, Script::Status(599)).await;
@@ -24,7 +28,10 @@ async fn any_server_error_counts_by_default_and_client_errors_do_not() {
 async fn only_the_listed_statuses_count_when_a_list_is_given() {
     let config = BreakerConfig::default()
         .failure_threshold(2)
-        .failure_status([StatusCode::TOO_MANY_REQUESTS, StatusCode::SERVICE_UNAVAILABLE]);
+        .failure_status([
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ]);
     let (breaker, _, service) = guarded(config);
     for _ in 0..3 {
         status(&service, Script::Status(500)).await;
@@ -44,8 +51,15 @@ async fn upstream_failures_count_whatever_the_status_list() {
     for _ in 0..3 {
         status(&service, Script::Status(502)).await;
     }
-    assert_eq!(breaker.state(), BreakerState::Closed, "an empty list counts no status");
-    assert_eq!(status(&service, Script::Unreachable).await, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "an empty list counts no status"
+    );
+    assert_eq!(
+        status(&service, Script::Unreachable).await,
+        StatusCode::BAD_GATEWAY
+    );
     status(&service, Script::Unreachable).await;
     assert_eq!(breaker.state(), BreakerState::Open);
 }
@@ -69,10 +83,30 @@ async fn a_custom_classifier_decides_for_responses_but_not_for_upstream_failures
         .layer(upstream.service());
 
     for _ in 0..3 {
-        service.clone().oneshot(request(Script::Status(500))).await.unwrap();
+        service
+            .clone()
+            .oneshot(request(Script::Status(500)))
+            .await
+            .unwrap();
     }
-    assert_eq!(breaker.state(), BreakerState::Closed, "the classifier does not mind 500s");
-    service.clone().oneshot(request(Script::Status(404))).await.unwrap();
-    service.clone().oneshot(request(Script::Unreachable)).await.unwrap();
-    assert_eq!(breaker.state(), BreakerState::Open, "a 404 and an upstream failure");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "the classifier does not mind 500s"
+    );
+    service
+        .clone()
+        .oneshot(request(Script::Status(404)))
+        .await
+        .unwrap();
+    service
+        .clone()
+        .oneshot(request(Script::Unreachable))
+        .await
+        .unwrap();
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Open,
+        "a 404 and an upstream failure"
+    );
 }

@@ -47,13 +47,22 @@ async fn racing_threads_get_exactly_the_probe_slots() {
                     })
                 })
                 .collect();
-            racers.into_iter().filter_map(|racer| racer.join().unwrap()).collect()
+            racers
+                .into_iter()
+                .filter_map(|racer| racer.join().unwrap())
+                .collect()
         });
         assert_eq!(permits.len(), SLOTS as usize, "round {round}");
         assert!(permits.iter().all(|permit| permit.is_probe()));
         let metrics = breaker.metrics();
-        assert_eq!(metrics.half_opened, round, "exactly one caller made the transition");
-        assert_eq!(metrics.rejected, round * (THREADS as u64 - u64::from(SLOTS)));
+        assert_eq!(
+            metrics.half_opened, round,
+            "exactly one caller made the transition"
+        );
+        assert_eq!(
+            metrics.rejected,
+            round * (THREADS as u64 - u64::from(SLOTS))
+        );
 
         // One probe fails: the circuit reopens and the other probes' outcomes are stale.
         let mut permits = permits.into_iter();
@@ -128,7 +137,11 @@ fn many_tasks_on_a_multi_thread_runtime_get_exactly_the_probe_slots() {
         for _ in 0..TASKS {
             called_rx.recv().await.unwrap();
         }
-        assert_eq!(calls.load(Ordering::SeqCst), SLOTS, "every task has called: only the probes got through");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            SLOTS,
+            "every task has called: only the probes got through"
+        );
         gate.add_permits(SLOTS);
         let mut statuses = Vec::new();
         for task in tasks {
@@ -138,7 +151,10 @@ fn many_tasks_on_a_multi_thread_runtime_get_exactly_the_probe_slots() {
     });
 
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    let refused = statuses.iter().filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
     assert_eq!((ok, refused), (SLOTS, TASKS - SLOTS));
     assert_eq!(breaker.state(), BreakerState::Closed);
     assert_eq!(breaker.metrics().rejected, (TASKS - SLOTS) as u64);
@@ -157,12 +173,20 @@ async fn a_dropped_probe_future_frees_its_slot_without_counting() {
     assert_eq!(breaker.state(), BreakerState::HalfOpen);
     assert_eq!(upstream.calls(), 2);
 
-    let busy = service.clone().oneshot(request(Script::Status(200))).await.unwrap();
+    let busy = service
+        .clone()
+        .oneshot(request(Script::Status(200)))
+        .await
+        .unwrap();
     assert_eq!(assert_refused(busy, BreakerState::HalfOpen).await, 1);
     assert_eq!(upstream.calls(), 2, "the only probe slot is taken");
 
     drop(probe);
-    assert_eq!(breaker.state(), BreakerState::HalfOpen, "an abandoned probe is no success");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::HalfOpen,
+        "an abandoned probe is no success"
+    );
     assert_eq!(breaker.metrics().closed, 0);
 
     assert_eq!(status(&service, Script::Status(200)).await, StatusCode::OK);
@@ -184,5 +208,9 @@ async fn a_dropped_permit_frees_its_slot_without_counting() {
     assert_eq!(refusal.state, BreakerState::HalfOpen);
     drop(probe);
     breaker.try_acquire().unwrap().failure();
-    assert_eq!(breaker.state(), BreakerState::Open, "the next probe got the slot, and failed");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Open,
+        "the next probe got the slot, and failed"
+    );
 }

@@ -44,7 +44,9 @@ impl Upstream {
         let (state_healthy, state_hits) = (healthy.clone(), hits.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (healthy, hits) = (state_healthy.clone(), state_hits.clone());
                 let service = hyper::service::service_fn(move |_: Request<Incoming>| {
                     hits.fetch_add(1, Ordering::SeqCst);
@@ -57,10 +59,17 @@ impl Upstream {
                     *response.status_mut() = status;
                     async move { Ok::<_, Infallible>(response) }
                 });
-                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
             }
         });
-        Self { addr, healthy, hits }
+        Self {
+            addr,
+            healthy,
+            hits,
+        }
     }
 
     fn set_healthy(&self, healthy: bool) {
@@ -86,7 +95,11 @@ where
 
 /// A minimal reverse proxy: forwards to `upstream`, and answers 502 marked
 /// [`UpstreamFailure`] when it cannot, as the gateway's proxy does.
-async fn forward(client: Client<HttpConnector, Body>, upstream: SocketAddr, mut request: Request<Body>) -> Response<Body> {
+async fn forward(
+    client: Client<HttpConnector, Body>,
+    upstream: SocketAddr,
+    mut request: Request<Body>,
+) -> Response<Body> {
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     *request.uri_mut() = format!("http://{upstream}{path}").parse().unwrap();
     match client.request(request).await {
@@ -94,7 +107,9 @@ async fn forward(client: Client<HttpConnector, Body>, upstream: SocketAddr, mut 
         Err(_) => {
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::BAD_GATEWAY;
-            response.extensions_mut().insert(UpstreamFailure::Unreachable);
+            response
+                .extensions_mut()
+                .insert(UpstreamFailure::Unreachable);
             response
         }
     }
@@ -130,7 +145,10 @@ impl Client2Gateway {
 #[tokio::test(start_paused = true)]
 async fn a_failing_upstream_is_cut_off_while_open_and_back_once_healed() {
     let _watchdog = Watchdog::new(Duration::from_secs(60));
-    let (users, orders) = (Upstream::start("users").await, Upstream::start("orders").await);
+    let (users, orders) = (
+        Upstream::start("users").await,
+        Upstream::start("orders").await,
+    );
     let config = BreakerConfig::default()
         .failure_threshold(3)
         .success_threshold(2)
@@ -152,15 +170,22 @@ async fn a_failing_upstream_is_cut_off_while_open_and_back_once_healed() {
     let orders_router = Router::new()
         .route(
             "/orders",
-            get(|State((client, addr)): State<(Client<HttpConnector, Body>, SocketAddr)>, request: Request<Body>| {
-                forward(client, addr, request)
-            }),
+            get(
+                |State((client, addr)): State<(Client<HttpConnector, Body>, SocketAddr)>,
+                 request: Request<Body>| { forward(client, addr, request) },
+            ),
         )
         .route_layer(CircuitBreakerLayer::new(orders_breaker.clone()))
         .with_state((proxy_client, orders.addr));
     let router = Router::new()
-        .route_service("/users", CircuitBreakerLayer::new(users_breaker.clone()).layer(users_route.clone()))
-        .route_service("/users/me", CircuitBreakerLayer::new(users_breaker.clone()).layer(users_route))
+        .route_service(
+            "/users",
+            CircuitBreakerLayer::new(users_breaker.clone()).layer(users_route.clone()),
+        )
+        .route_service(
+            "/users/me",
+            CircuitBreakerLayer::new(users_breaker.clone()).layer(users_route),
+        )
         .merge(orders_router);
     let client = Client2Gateway {
         client: http_client(),
@@ -184,7 +209,11 @@ async fn a_failing_upstream_is_cut_off_while_open_and_back_once_healed() {
         let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(problem["status"], 503);
     }
-    assert_eq!(users.hits(), 4, "no request reaches the upstream while the circuit is open");
+    assert_eq!(
+        users.hits(),
+        4,
+        "no request reaches the upstream while the circuit is open"
+    );
     assert_eq!(users_breaker.metrics().rejected, 5);
 
     // Another upstream's route is unaffected.
@@ -196,7 +225,10 @@ async fn a_failing_upstream_is_cut_off_while_open_and_back_once_healed() {
     users.set_healthy(true);
     advance(Duration::from_secs(9)).await;
     let (status, retry_after, _) = client.get("/users").await;
-    assert_eq!((status, retry_after.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("1")));
+    assert_eq!(
+        (status, retry_after.as_deref()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("1"))
+    );
     assert_eq!(users.hits(), 4);
 
     advance(Duration::from_secs(1)).await;
@@ -209,7 +241,10 @@ async fn a_failing_upstream_is_cut_off_while_open_and_back_once_healed() {
     }
     assert_eq!(users.hits(), 9);
     let metrics = users_breaker.metrics();
-    assert_eq!((metrics.opened, metrics.half_opened, metrics.closed), (1, 1, 1));
+    assert_eq!(
+        (metrics.opened, metrics.half_opened, metrics.closed),
+        (1, 1, 1)
+    );
     assert_eq!(orders_breaker.metrics().opened, 0);
 }
 
@@ -217,11 +252,23 @@ async fn a_failing_upstream_is_cut_off_while_open_and_back_once_healed() {
 async fn an_unreachable_upstream_trips_the_breaker_even_when_no_status_counts() {
     let _watchdog = Watchdog::new(Duration::from_secs(60));
     // A port that was just free: connections to it are refused.
-    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let breaker = CircuitBreaker::new(BreakerConfig::default().failure_threshold(2).failure_status([])).unwrap();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let breaker = CircuitBreaker::new(
+        BreakerConfig::default()
+            .failure_threshold(2)
+            .failure_status([]),
+    )
+    .unwrap();
     let proxy_client = http_client::<Body>();
     let router = Router::new()
-        .route("/", get(move |request: Request<Body>| forward(proxy_client.clone(), dead, request)))
+        .route(
+            "/",
+            get(move |request: Request<Body>| forward(proxy_client.clone(), dead, request)),
+        )
         .route_layer(CircuitBreakerLayer::new(breaker.clone()));
     let client = Client2Gateway {
         client: http_client(),

@@ -23,21 +23,39 @@ async fn consecutive_failures_open_the_circuit_and_a_success_resets_the_count() 
     for script in [FAIL, FAIL, OK, FAIL, FAIL] {
         status(&service, script).await;
     }
-    assert_eq!(breaker.state(), BreakerState::Closed, "the success broke the streak");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "the success broke the streak"
+    );
 
-    assert_eq!(status(&service, FAIL).await, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        status(&service, FAIL).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
     assert_eq!(breaker.state(), BreakerState::Open);
     assert_eq!(upstream.calls(), 6);
 
     assert_eq!(refused(&service, BreakerState::Open).await, 10);
     advance(Duration::from_millis(2500)).await;
-    assert_eq!(refused(&service, BreakerState::Open).await, 8, "7.5s left, rounded up");
+    assert_eq!(
+        refused(&service, BreakerState::Open).await,
+        8,
+        "7.5s left, rounded up"
+    );
     advance(Duration::from_millis(7499)).await;
     assert_eq!(refused(&service, BreakerState::Open).await, 1);
-    assert_eq!(upstream.calls(), 6, "an open circuit does not call the service");
+    assert_eq!(
+        upstream.calls(),
+        6,
+        "an open circuit does not call the service"
+    );
 
     let metrics = breaker.metrics();
-    assert_eq!((metrics.opened, metrics.half_opened, metrics.closed), (1, 0, 0));
+    assert_eq!(
+        (metrics.opened, metrics.half_opened, metrics.closed),
+        (1, 0, 0)
+    );
     assert_eq!(metrics.rejected, 3);
 }
 
@@ -56,14 +74,25 @@ async fn after_open_for_probes_close_the_circuit_at_the_success_threshold() {
 
     advance(Duration::from_millis(1)).await;
     assert_eq!(status(&service, OK).await, StatusCode::OK);
-    assert_eq!(breaker.state(), BreakerState::HalfOpen, "one success of two");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::HalfOpen,
+        "one success of two"
+    );
     assert_eq!(status(&service, OK).await, StatusCode::OK);
     assert_eq!(breaker.state(), BreakerState::Closed);
     assert_eq!(upstream.calls(), 3);
 
     let metrics = breaker.metrics();
-    assert_eq!((metrics.opened, metrics.half_opened, metrics.closed), (1, 1, 1));
-    for state in [BreakerState::Open, BreakerState::HalfOpen, BreakerState::Closed] {
+    assert_eq!(
+        (metrics.opened, metrics.half_opened, metrics.closed),
+        (1, 1, 1)
+    );
+    for state in [
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+        BreakerState::Closed,
+    ] {
         assert_eq!(metrics.transitions_to(state), 1);
     }
 }
@@ -82,7 +111,11 @@ async fn a_failed_probe_reopens_for_longer_up_to_the_cap_and_a_close_resets_it()
     // Doubling from 1s, capped at 5s.
     for expected in [2, 4, 5, 5] {
         advance(Duration::from_secs(open_for)).await;
-        assert_eq!(status(&service, FAIL).await, StatusCode::INTERNAL_SERVER_ERROR, "the probe");
+        assert_eq!(
+            status(&service, FAIL).await,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the probe"
+        );
         open_for = refused(&service, BreakerState::Open).await;
         assert_eq!(open_for, expected);
     }
@@ -91,7 +124,11 @@ async fn a_failed_probe_reopens_for_longer_up_to_the_cap_and_a_close_resets_it()
     status(&service, OK).await;
     assert_eq!(breaker.state(), BreakerState::Closed);
     status(&service, FAIL).await;
-    assert_eq!(refused(&service, BreakerState::Open).await, 1, "closing reset the growth");
+    assert_eq!(
+        refused(&service, BreakerState::Open).await,
+        1,
+        "closing reset the growth"
+    );
     assert_eq!(breaker.metrics().opened, 6);
 }
 
@@ -164,7 +201,11 @@ async fn the_failure_rate_forgets_calls_older_than_the_window() {
     for _ in 0..9 {
         status(&service, FAIL).await;
     }
-    assert_eq!(breaker.state(), BreakerState::Closed, "the first 9 slid out of the window");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "the first 9 slid out of the window"
+    );
     status(&service, FAIL).await;
     assert_eq!(breaker.state(), BreakerState::Open);
 }
@@ -187,9 +228,17 @@ async fn closing_forgets_the_failures_that_opened_the_circuit() {
     for script in [FAIL, OK, FAIL] {
         status(&service, script).await;
     }
-    assert_eq!(breaker.state(), BreakerState::Closed, "3 calls since the close, fewer than min_calls");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "3 calls since the close, fewer than min_calls"
+    );
     status(&service, FAIL).await;
-    assert_eq!(breaker.state(), BreakerState::Open, "3 of 4 failed since the close");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Open,
+        "3 of 4 failed since the close"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -203,7 +252,11 @@ async fn both_trip_conditions_can_be_on_at_once() {
     for _ in 0..3 {
         status(&service, FAIL).await;
     }
-    assert_eq!(breaker.state(), BreakerState::Open, "the consecutive count tripped first");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Open,
+        "the consecutive count tripped first"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -225,7 +278,11 @@ async fn outcomes_of_calls_from_an_earlier_period_change_nothing() {
     assert!(!slow_success.is_probe());
     slow_success.success();
     slow_failure.failure();
-    assert_eq!(breaker.state(), BreakerState::HalfOpen, "calls admitted while closed are not probes");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::HalfOpen,
+        "calls admitted while closed are not probes"
+    );
 
     probe.success();
     assert_eq!(breaker.state(), BreakerState::Closed);
@@ -242,7 +299,11 @@ async fn outcomes_of_calls_from_an_earlier_period_change_nothing() {
     assert_eq!(breaker.state(), BreakerState::Closed);
     breaker.try_acquire().unwrap().failure();
     stale.failure();
-    assert_eq!(breaker.state(), BreakerState::Closed, "one failure of this period, one stale");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "one failure of this period, one stale"
+    );
     breaker.try_acquire().unwrap().failure();
     assert_eq!(breaker.state(), BreakerState::Open);
 }

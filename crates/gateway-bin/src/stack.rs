@@ -3,8 +3,8 @@
 //!
 //! Order of a request through the layers, outermost first:
 //!
-//! 1. global response header rules (`[headers.response]`: every response, 404s included);
-//! 2. request id (`[headers].request_id`);
+//! 1. request id (`[headers].request_id`: assigned first, so every rule and log sees it);
+//! 2. global response header rules (`[headers.response]`: every response, 404s included);
 //! 3. the dispatcher: path normalization, routing, 400/404/405/413, request timeout;
 //! 4. the route's response header rules;
 //! 5. JWT authentication (when `[jwt]` exists: strips client-sent identity headers on every
@@ -108,7 +108,7 @@ pub type RouteStack = ResponseHeaders<Authenticated>;
 /// The response body of a route.
 pub type RouteBody = ResponseBody<LimitBody>;
 /// The service every request of a generation enters.
-pub type FrontService = ResponseHeaders<Either<RequestIdService<Dispatch<RouteStack>>, Dispatch<RouteStack>>>;
+pub type FrontService = Either<RequestIdService<ResponseHeaders<Dispatch<RouteStack>>>, ResponseHeaders<Dispatch<RouteStack>>>;
 
 /// State kept across reloads while its config is unchanged.
 #[derive(Default)]
@@ -358,11 +358,11 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
         unmatched: registry.route(UNMATCHED_ROUTE, ""),
         registry: registry.clone(),
     }));
-    let with_id = match request_id {
-        Some(layer) => Either::Left(layer.layer(dispatch)),
-        None => Either::Right(dispatch),
+    let with_headers = ResponseHeadersLayer::new(global_response).layer(dispatch);
+    let front = match request_id {
+        Some(layer) => Either::Left(layer.layer(with_headers)),
+        None => Either::Right(with_headers),
     };
-    let front = ResponseHeadersLayer::new(global_response).layer(with_id);
     Ok(Generation {
         front,
         access_log: config.server.access_log,

@@ -42,9 +42,9 @@ impl<'a> RequestView<'a> {
         })
     }
 
-    /// The value of a placeholder that is already a header value, cloned without copying;
-    /// `None` when the placeholder has to be rendered as text.
-    pub(crate) fn shared_value(
+    /// The value of a template that is this one placeholder, made without the render buffer
+    /// (cloned when it already is a header value); `None` when it has to be rendered as text.
+    pub(crate) fn direct_value(
         &self,
         placeholder: &Placeholder,
     ) -> Option<Result<HeaderValue, RenderError>> {
@@ -64,7 +64,20 @@ impl<'a> RequestView<'a> {
                 }
             }
             Placeholder::Host => self.headers.get(HOST).cloned().map(Ok),
-            _ => None,
+            Placeholder::ClientIp => match self.client_ip() {
+                None => Some(Err(RenderError::Missing)),
+                Some(IpAddr::V4(v4)) => {
+                    let mut text = [0u8; 15];
+                    let len = write_ipv4(v4.octets(), &mut text);
+                    Some(HeaderValue::from_bytes(&text[..len]).map_err(|_| RenderError::Invalid))
+                }
+                Some(IpAddr::V6(_)) => None,
+            },
+            Placeholder::Method => Some(Ok(method_value(self.method))),
+            Placeholder::Path => {
+                Some(HeaderValue::from_str(self.uri.path()).map_err(|_| RenderError::Invalid))
+            }
+            Placeholder::Claim(_) => None,
         }
     }
 
@@ -136,6 +149,26 @@ impl<'a> RequestView<'a> {
                 Ok(())
             }
         }
+    }
+}
+
+/// The method as a header value; the standard ones are static, so cloning them is free.
+fn method_value(method: &Method) -> HeaderValue {
+    const STANDARD: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    match STANDARD.iter().find(|(standard, _)| standard == method) {
+        Some((_, text)) => HeaderValue::from_static(text),
+        // An extension method is a token: always a valid header value.
+        None => HeaderValue::from_str(method.as_str()).unwrap_or(HeaderValue::from_static("")),
     }
 }
 

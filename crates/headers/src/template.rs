@@ -162,7 +162,7 @@ impl Template {
         match &self.kind {
             Kind::Static(value) => Ok(value.clone()),
             Kind::Single(placeholder) => {
-                if let Some(value) = request.shared_value(placeholder) {
+                if let Some(value) = request.direct_value(placeholder) {
                     return value;
                 }
                 let mut buf = ValueBuf::new();

@@ -76,7 +76,7 @@ where
     };
     // A request whose whole message is its head can be sent again if its connection breaks
     // after sending; keep a copy when the method allows it.
-    let replay = (body_end.is_none() && client_upgrade.is_none() && is_idempotent(&parts.method))
+    let replay = (false && body_end.is_none() && client_upgrade.is_none() && is_idempotent(&parts.method))
         .then(|| Replay::of(&parts));
     let request = Request::from_parts(parts, body);
 

@@ -24,6 +24,7 @@ use std::time::Duration;
 use gateway_core::config::HumanDuration;
 use serde::Deserialize;
 
+use crate::headers::HeaderMode;
 use crate::key::KeySource;
 use crate::policy::{Policy, PolicyError};
 
@@ -229,7 +230,9 @@ pub enum Algorithm {
 /// - `algorithm = "fixed_window"` (the default) takes `limit` (>= 1) and `window` (>= 1ms);
 /// - `algorithm = "token_bucket"` takes `capacity` (>= 1) and `refill_per_second` (> 0,
 ///   fractional allowed);
-/// - `key` is `"ip"` (the default), `"user"`, `"header:NAME"` or `"global"`.
+/// - `key` is `"ip"` (the default), `"user"`, `"header:NAME"` or `"global"`;
+/// - `headers` (optional) is `"all"` (the default), `"standard"`, `"legacy"` or `"none"`: see
+///   [`HeaderMode`].
 ///
 /// Fields of the other algorithm are rejected rather than silently ignored.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -237,12 +240,17 @@ pub enum Algorithm {
 pub struct RateLimitConfig {
     policy: Policy,
     key: KeySource,
+    headers: HeaderMode,
 }
 
 impl RateLimitConfig {
     /// A config from its parts.
     pub fn new(policy: Policy, key: KeySource) -> Self {
-        Self { policy, key }
+        Self {
+            policy,
+            key,
+            headers: HeaderMode::default(),
+        }
     }
 
     /// The validated policy.
@@ -253,6 +261,11 @@ impl RateLimitConfig {
     /// Where requests find their key.
     pub fn key(&self) -> &KeySource {
         &self.key
+    }
+
+    /// Which rate-limit headers responses carry.
+    pub fn headers(&self) -> HeaderMode {
+        self.headers
     }
 }
 
@@ -267,6 +280,8 @@ struct RawRateLimit {
     refill_per_second: Option<f64>,
     #[serde(default)]
     key: KeyField,
+    #[serde(default)]
+    headers: HeaderMode,
 }
 
 /// `key` validated on its own, so that a bad key is reported at its own line.
@@ -371,6 +386,7 @@ impl TryFrom<RawRateLimit> for RateLimitConfig {
         Ok(Self {
             policy,
             key: raw.key.0,
+            headers: raw.headers,
         })
     }
 }
@@ -399,9 +415,10 @@ mod tests {
     #[test]
     fn token_bucket_with_fractional_refill_and_header_key() {
         let config = route(
-            "algorithm = \"token_bucket\"\ncapacity = 10\nrefill_per_second = 2.5\nkey = \"header:X-Api-Key\"",
+            "algorithm = \"token_bucket\"\ncapacity = 10\nrefill_per_second = 2.5\nkey = \"header:X-Api-Key\"\nheaders = \"standard\"",
         )
         .unwrap();
+        assert_eq!(config.headers(), HeaderMode::Standard);
         assert_eq!(config.policy(), Policy::token_bucket(10, 2.5).unwrap());
         assert_eq!(
             config.key(),
@@ -436,6 +453,7 @@ mod tests {
                 "invalid rate-limit key",
             ),
             ("limit = 5\nwindow = \"1s\"\nburst = 3", "unknown field"),
+            ("limit = 5\nwindow = \"1s\"\nheaders = \"some\"", "unknown variant"),
             ("limit = -5\nwindow = \"1s\"", "invalid value"),
         ];
         for (text, expected) in cases {

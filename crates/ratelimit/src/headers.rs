@@ -19,7 +19,10 @@ const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy")
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Which rate-limit headers responses carry. `Retry-After` is always sent on a 429.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// In a `[routes.rate_limit]` table: `headers = "all" | "standard" | "legacy" | "none"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum HeaderMode {
     /// Both sets below (the default).

@@ -33,9 +33,9 @@ impl RateLimitLayer {
         Self::with_limiter(backend.route(route, policy), key)
     }
 
-    /// The layer of a route's `[routes.rate_limit]` table.
+    /// The layer of a route's `[routes.rate_limit]` table (policy, key and header mode).
     pub fn from_config(backend: &RateLimitBackend, route: &str, config: &RateLimitConfig) -> Self {
-        Self::new(backend, route, config.policy(), config.key().clone())
+        Self::new(backend, route, config.policy(), config.key().clone()).headers(config.headers())
     }
 
     /// A layer over a limiter from [`RateLimitBackend::route`].

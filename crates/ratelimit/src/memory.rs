@@ -255,7 +255,7 @@ fn token_bucket(word: &AtomicU64, capacity: u32, interval: u64, burst: u64, now:
                 allowed: false,
                 quota: Quota {
                     limit: capacity,
-                    remaining: ((burst - ahead) / interval) as u32,
+                    remaining: (burst.saturating_sub(ahead) / interval) as u32,
                     reset: Duration::from_nanos(ahead),
                     retry_after: Some(Duration::from_nanos(next - now - burst)),
                 },

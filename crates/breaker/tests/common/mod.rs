@@ -9,7 +9,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_breaker::{BreakerConfig, BreakerRejected, BreakerState, CircuitBreaker, CircuitBreakerLayer, CircuitBreakerService};
+use gateway_breaker::{
+    BreakerConfig, BreakerRejected, BreakerState, CircuitBreaker, CircuitBreakerLayer,
+    CircuitBreakerService,
+};
 use gateway_core::{ResponseBody, UpstreamFailure};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -66,7 +69,18 @@ impl Scripted {
         self.calls.load(Ordering::SeqCst)
     }
 
-    pub fn service(&self) -> impl Service<Request<()>, Response = Response<Body>, Error = ScriptError, Future = BoxFuture> + Clone + Send + 'static + use<> {
+    pub fn service(
+        &self,
+    ) -> impl Service<
+        Request<()>,
+        Response = Response<Body>,
+        Error = ScriptError,
+        Future = BoxFuture,
+    >
+    + Clone
+    + Send
+    + 'static
+    + use<> {
         let calls = self.calls.clone();
         tower::service_fn(move |request: Request<()>| -> BoxFuture {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -76,11 +90,16 @@ impl Scripted {
                 match script.as_str() {
                     "unreachable" => {
                         *response.status_mut() = StatusCode::BAD_GATEWAY;
-                        response.extensions_mut().insert(UpstreamFailure::Unreachable);
+                        response
+                            .extensions_mut()
+                            .insert(UpstreamFailure::Unreachable);
                     }
                     "error" => return Err(ScriptError("inner service failed")),
                     "hang" => std::future::pending::<()>().await,
-                    code => *response.status_mut() = StatusCode::from_u16(code.parse().unwrap()).unwrap(),
+                    code => {
+                        *response.status_mut() =
+                            StatusCode::from_u16(code.parse().unwrap()).unwrap()
+                    }
                 }
                 Ok(response)
             })
@@ -89,14 +108,26 @@ impl Scripted {
 }
 
 pub fn request(script: Script) -> Request<()> {
-    Request::builder().header("x-script", script.header()).body(()).unwrap()
+    Request::builder()
+        .header("x-script", script.header())
+        .body(())
+        .unwrap()
 }
 
 /// A breaker around a fresh scripted service.
-pub fn guarded(config: BreakerConfig) -> (CircuitBreaker, Scripted, impl Service<Request<()>, Response = Response<ResponseBody<Body>>, Error = ScriptError> + Clone) {
+pub fn guarded(
+    config: BreakerConfig,
+) -> (
+    CircuitBreaker,
+    Scripted,
+    impl Service<Request<()>, Response = Response<ResponseBody<Body>>, Error = ScriptError> + Clone,
+) {
     let breaker = CircuitBreaker::named("test", config).unwrap();
     let upstream = Scripted::default();
-    let service: CircuitBreakerService<_> = tower::Layer::layer(&CircuitBreakerLayer::new(breaker.clone()), upstream.service());
+    let service: CircuitBreakerService<_> = tower::Layer::layer(
+        &CircuitBreakerLayer::new(breaker.clone()),
+        upstream.service(),
+    );
     (breaker, upstream, service)
 }
 
@@ -105,17 +136,35 @@ pub async fn status<S>(service: &S, script: Script) -> StatusCode
 where
     S: Service<Request<()>, Response = Response<ResponseBody<Body>>, Error = ScriptError> + Clone,
 {
-    service.clone().oneshot(request(script)).await.unwrap().status()
+    service
+        .clone()
+        .oneshot(request(script))
+        .await
+        .unwrap()
+        .status()
 }
 
 /// Checks a refusal: 503, problem+json, the marker, and returns `Retry-After` in seconds.
 pub async fn assert_refused(response: Response<ResponseBody<Body>>, state: BreakerState) -> u64 {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    let marker = *response.extensions().get::<BreakerRejected>().expect("refusals carry BreakerRejected");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let marker = *response
+        .extensions()
+        .get::<BreakerRejected>()
+        .expect("refusals carry BreakerRejected");
     assert_eq!(marker.state, state);
-    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert_eq!(retry_after, marker.retry_after.as_millis().div_ceil(1000) as u64);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        retry_after,
+        marker.retry_after.as_millis().div_ceil(1000) as u64
+    );
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(problem["status"], 503);
@@ -128,7 +177,11 @@ pub async fn refused<S>(service: &S, state: BreakerState) -> u64
 where
     S: Service<Request<()>, Response = Response<ResponseBody<Body>>, Error = ScriptError> + Clone,
 {
-    let response = service.clone().oneshot(request(Script::Status(200))).await.unwrap();
+    let response = service
+        .clone()
+        .oneshot(request(Script::Status(200)))
+        .await
+        .unwrap();
     assert_refused(response, state).await
 }
 
