@@ -59,7 +59,8 @@ pub(crate) fn has_role(verified: &Verified, roles: &[Box<str>]) -> bool {
 }
 
 enum Step {
-    Done(Check),
+    Admit(Arc<Verified>),
+    Reject(AuthFailure),
     /// The token's key is unknown: wait for a JWKS fetch (token copied: the request moves).
     Wait(Vec<u8>),
 }
@@ -93,15 +94,16 @@ where
                 self.auth.strip(request.headers_mut());
                 return ResponseFuture::inner(self.inner.call(request));
             }
-            Found::Missing => Step::Done(Check::Invalid(AuthFailure::MissingToken)),
-            Found::Malformed => Step::Done(Check::Invalid(AuthFailure::Malformed)),
+            Found::Missing => Step::Reject(AuthFailure::MissingToken),
+            Found::Malformed => Step::Reject(AuthFailure::Malformed),
             Found::Token(token) => match self.auth.check(token) {
+                Check::Valid(verified) => Step::Admit(verified),
+                Check::Invalid(failure) => Step::Reject(failure),
                 Check::NeedKeys => Step::Wait(token.to_vec()),
-                check => Step::Done(check),
             },
         };
         match step {
-            Step::Done(Check::Valid(verified)) => {
+            Step::Admit(verified) => {
                 if !has_role(&verified, &self.roles) {
                     return ResponseFuture::reject(
                         self.auth.rejection(AuthFailure::InsufficientRole),
@@ -110,10 +112,7 @@ where
                 self.auth.admit(&mut request, &verified);
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Step::Done(Check::Invalid(failure)) => {
-                ResponseFuture::reject(self.auth.rejection(failure))
-            }
-            Step::Done(Check::NeedKeys) => unreachable!("mapped to Step::Wait"),
+            Step::Reject(failure) => ResponseFuture::reject(self.auth.rejection(failure)),
             Step::Wait(token) => {
                 // The ready service goes with the request; this clone takes its place.
                 let clone = self.inner.clone();

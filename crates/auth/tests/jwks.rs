@@ -127,6 +127,39 @@ async fn concurrent_requests_share_one_fetch() {
 }
 
 #[tokio::test]
+async fn a_fetch_outlives_the_request_that_started_it() {
+    let server = JwksServer::start(vec![TestKey::Rsa(rsa()).jwk("k1")]).await;
+    let auth = jwks_auth(&server.url(), Duration::from_secs(3600));
+    let service = JwtAuthLayer::new(auth.clone()).layer(tower::service_fn(echo));
+    let request = Request::get("/")
+        .header(
+            "authorization",
+            format!("Bearer {}", rs256(rsa(), "k1", "a")),
+        )
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    // Polled once (the fetch starts), then dropped, as when the client goes away.
+    let mut abandoned = Box::pin(service.oneshot(request));
+    let first =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(abandoned.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "the request waits for keys");
+    drop(abandoned);
+
+    // The fetch completes anyway: the next request needs no fetch of its own (the cooldown
+    // would forbid one).
+    let mut code = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..200 {
+        code = status(&auth, &rs256(rsa(), "k1", "b")).await.0;
+        if code == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
 async fn known_keys_survive_an_outage() {
     let server = JwksServer::start(vec![TestKey::Rsa(rsa()).jwk("k1")]).await;
     let auth = jwks_auth(&server.url(), Duration::ZERO);

@@ -329,16 +329,13 @@ impl Shared {
 
     #[inline]
     fn settle(&self, ticket: Word, outcome: Outcome) {
-        // The common case, inline: a success while closed, counted by consecutive failures
-        // only. One load, and no write unless it ends a run of failures.
+        // The common case stays inline: a success while closed, with no failure-rate window
+        // to feed (so failures are counted consecutively).
         if outcome == Outcome::Success
             && ticket.state() == BreakerState::Closed
             && self.window.is_none()
         {
-            let current = self.load();
-            if current.same_period(ticket) && current.failures() > 0 {
-                self.break_streak(ticket, current);
-            }
+            self.end_failure_run(ticket);
             return;
         }
         self.settle_slow(ticket, outcome);
@@ -347,7 +344,16 @@ impl Shared {
     #[inline(never)]
     fn settle_slow(&self, ticket: Word, outcome: Outcome) {
         match (ticket.state(), outcome) {
-            (BreakerState::Closed, Outcome::Success) => self.closed_success(ticket),
+            (BreakerState::Closed, Outcome::Success) => {
+                if let Some(window) = &self.window {
+                    if self.load().same_period(ticket) {
+                        window.record(self.now_ms(), false);
+                    }
+                }
+                if self.policy.failure_threshold.is_some() {
+                    self.end_failure_run(ticket);
+                }
+            }
             (BreakerState::Closed, Outcome::Failure) => self.closed_failure(ticket),
             (BreakerState::HalfOpen, _) => self.probe_settled(ticket, outcome),
             // A call admitted while closed and abandoned tells nothing; permits are never
@@ -356,23 +362,11 @@ impl Shared {
         }
     }
 
-    fn closed_success(&self, ticket: Word) {
-        if let Some(window) = &self.window {
-            if self.load().same_period(ticket) {
-                window.record(self.now_ms(), false);
-            }
-        }
-        if self.policy.failure_threshold.is_some() {
-            let current = self.load();
-            if current.same_period(ticket) && current.failures() > 0 {
-                self.break_streak(ticket, current);
-            }
-        }
-    }
-
-    /// A success ends the run of consecutive failures.
-    #[inline(never)]
-    fn break_streak(&self, ticket: Word, mut current: Word) {
+    /// A success ends a run of consecutive failures. After no failure (the usual case) it
+    /// costs one load and writes nothing.
+    #[inline]
+    fn end_failure_run(&self, ticket: Word) {
+        let mut current = self.load();
         while current.same_period(ticket) && current.failures() > 0 {
             match self.update(current, current.with_failures(0)) {
                 Ok(()) => return,

@@ -309,6 +309,45 @@ async fn outcomes_of_calls_from_an_earlier_period_change_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn probes_of_an_earlier_half_open_period_change_nothing() {
+    let config = BreakerConfig::default()
+        .failure_threshold(1)
+        .half_open_max_calls(2)
+        .open_for(Duration::from_secs(1));
+    let breaker = CircuitBreaker::new(config).unwrap();
+    breaker.try_acquire().unwrap().failure();
+
+    // First half-open period: two probes; one fails and reopens the circuit.
+    advance(Duration::from_secs(1)).await;
+    let (failed, abandoned) = (
+        breaker.try_acquire().unwrap(),
+        breaker.try_acquire().unwrap(),
+    );
+    failed.failure();
+
+    // Second period: the first period's other probe goes away; that frees no slot of this one.
+    advance(Duration::from_secs(1)).await;
+    let (first, second) = (
+        breaker.try_acquire().unwrap(),
+        breaker.try_acquire().unwrap(),
+    );
+    drop(abandoned);
+    assert_eq!(
+        breaker.try_acquire().unwrap_err().state,
+        BreakerState::HalfOpen
+    );
+
+    // Third period: the second period's other probe succeeds; that does not close this one.
+    first.failure();
+    advance(Duration::from_secs(1)).await;
+    let probe = breaker.try_acquire().unwrap();
+    second.success();
+    assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    probe.success();
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn state_names_are_stable() {
     assert_eq!(BreakerState::Closed.as_str(), "closed");
     assert_eq!(BreakerState::Open.to_string(), "open");

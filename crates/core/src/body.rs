@@ -57,7 +57,7 @@ where
             ResponseBodyProj::Inner { body } => body.poll_frame(cx),
             ResponseBodyProj::Local { body } => Pin::new(body)
                 .poll_frame(cx)
-                .map(|frame| frame.map(|Ok(frame)| Ok(frame))),
+                .map(|frame| frame.map(|result| result.map_err(|never| match never {}))),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The per-connection service handed to hyper: stamps the peer address, takes the current
 //! config generation, and accounts for each request when its response ends.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -13,8 +14,6 @@ use gateway_core::PeerAddr;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
-use tower::ServiceExt;
-use tower::util::Oneshot;
 use tower_service::Service;
 
 use crate::observe::{Observed, ObservedBody, Record};
@@ -32,15 +31,20 @@ pub struct Current<F> {
 }
 
 /// The service of one client connection.
+///
+/// It keeps its own clone of the current generation's front service (and so, through the
+/// dispatcher, of the route stacks it uses) and checks per request, with one atomic load,
+/// whether a reload replaced the generation: requests cost no shared reference-count traffic.
 pub struct ConnectionService<F> {
     peer: SocketAddr,
     current: Arc<ArcSwap<Current<F>>>,
+    cached: RefCell<Option<(Arc<Current<F>>, F)>>,
 }
 
 impl<F> ConnectionService<F> {
     /// The service for a connection from `peer`.
     pub fn new(peer: SocketAddr, current: Arc<ArcSwap<Current<F>>>) -> Self {
-        Self { peer, current }
+        Self { peer, current, cached: RefCell::new(None) }
     }
 }
 
@@ -56,14 +60,25 @@ where
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         let start = Instant::now();
         request.extensions_mut().insert(PeerAddr(self.peer));
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let mut cached = self.cached.borrow_mut();
         let current = self.current.load();
-        ConnectionFuture {
-            start,
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            access_log: current.access_log,
-            future: current.front.clone().oneshot(request),
+        let stale = !matches!(&*cached, Some((generation, _)) if Arc::ptr_eq(generation, &current));
+        if stale {
+            let generation = arc_swap::Guard::into_inner(current);
+            let front = generation.front.clone();
+            *cached = Some((generation, front));
         }
+        let (generation, front) = cached.get_or_insert_with(|| {
+            let generation = self.current.load_full();
+            let front = generation.front.clone();
+            (generation, front)
+        });
+        // Front services are always ready (the layer rules).
+        let ready = front.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
+        debug_assert!(ready.is_ready(), "front services are always ready");
+        ConnectionFuture { start, method, uri, access_log: generation.access_log, future: front.call(request) }
     }
 }
 
@@ -71,7 +86,7 @@ pin_project! {
     /// The future of [`ConnectionService`].
     pub struct ConnectionFuture<F: Service<Request<Incoming>>> {
         #[pin]
-        future: Oneshot<F, Request<Incoming>>,
+        future: F::Future,
         start: Instant,
         method: http::Method,
         uri: http::Uri,

@@ -14,8 +14,6 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
-use tower::ServiceExt;
-use tower::util::Oneshot;
 use tower_service::Service;
 
 use crate::metrics::RouteMetrics;
@@ -29,7 +27,7 @@ pub struct Route<S> {
     /// The route's layer stack, ending in the upstream's proxy.
     pub service: S,
     /// The route's metrics.
-    pub metrics: Arc<RouteMetrics>,
+    pub metrics: &'static RouteMetrics,
     /// Whether the matched prefix is removed before forwarding.
     pub strip_prefix: bool,
 }
@@ -47,26 +45,31 @@ pub struct Routes<S> {
     /// `[server].trusted_proxies`.
     pub trusted: TrustedProxies,
     /// The pseudo-route of requests no route matched.
-    pub unmatched: Arc<RouteMetrics>,
+    pub unmatched: &'static RouteMetrics,
     /// The process's metrics.
     pub registry: Arc<crate::metrics::Registry>,
 }
 
-/// Routes requests to their route's stack. Cheap to clone.
+/// Routes requests to their route's stack.
+///
+/// Each clone (one per client connection) keeps its own copies of the route stacks it has
+/// used, made on first use: calling a route then touches no reference count shared with other
+/// connections, so workers on different cores do not contend on cache lines per request.
 pub struct Dispatch<S> {
     routes: Arc<Routes<S>>,
+    local: Vec<Option<S>>,
 }
 
 impl<S> Clone for Dispatch<S> {
     fn clone(&self) -> Self {
-        Self { routes: self.routes.clone() }
+        Self { routes: self.routes.clone(), local: Vec::new() }
     }
 }
 
 impl<S> Dispatch<S> {
     /// A dispatcher over a generation's routes.
     pub fn new(routes: Arc<Routes<S>>) -> Self {
-        Self { routes }
+        Self { routes, local: Vec::new() }
     }
 }
 
@@ -96,7 +99,7 @@ where
             None => std::net::Ipv4Addr::UNSPECIFIED.into(),
         };
         request.extensions_mut().insert(ClientIp(client_ip));
-        let unmatched = |response: LocalResponse<B>| DispatchFuture::local(response, Observed { route: routes.unmatched.clone(), client_ip });
+        let unmatched = |response: LocalResponse<B>| DispatchFuture::local(response, Observed { route: routes.unmatched, client_ip });
 
         let path = match normalize_path(request.uri().path()) {
             Ok(path) => path,
@@ -114,7 +117,7 @@ where
             Match::NotFound => return unmatched(problem(StatusCode::NOT_FOUND, "no route matches the request path")),
         };
         let route = &routes.routes[index];
-        let observed = Observed { route: route.metrics.clone(), client_ip };
+        let observed = Observed { route: route.metrics, client_ip };
 
         let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|len| len > routes.max_body) {
@@ -133,8 +136,16 @@ where
         // body without one needs the flag that turns the aborted upstream call into a 413.
         let exceeded = (declared.is_none() && !http_body::Body::is_end_stream(request.body())).then(|| Arc::new(AtomicBool::new(false)));
         let request = request.map(|body| RequestBody::new(body, routes.max_body, exceeded.clone()));
+        if self.local.len() < routes.routes.len() {
+            self.local.resize_with(routes.routes.len(), || None);
+        }
+        let service = self.local[index].get_or_insert_with(|| route.service.clone());
+        // Every layer of a route stack is always ready (the layer rules); poll anyway, so a
+        // stack that breaks the rule is noticed in tests rather than misused.
+        let ready = service.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
+        debug_assert!(ready.is_ready(), "route stacks are always ready");
         DispatchFuture::Route {
-            future: route.service.clone().oneshot(request),
+            future: service.call(request),
             deadline: tokio::time::sleep(routes.request_timeout),
             observed: Some(observed),
             exceeded,
@@ -184,7 +195,7 @@ pin_project! {
         /// The route's stack is answering.
         Route {
             #[pin]
-            future: Oneshot<S, Request<RequestBody>>,
+            future: S::Future,
             #[pin]
             deadline: tokio::time::Sleep,
             observed: Option<Observed>,

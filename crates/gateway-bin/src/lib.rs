@@ -14,6 +14,7 @@
 //! gateway.shutdown();
 //! ```
 
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod connection;

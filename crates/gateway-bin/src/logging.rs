@@ -17,6 +17,12 @@ pub enum LogFormat {
 /// Keeps the log writer thread alive; logs are flushed when it is dropped.
 pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
 
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        crate::access_log::sync(std::time::Duration::from_secs(2));
+    }
+}
+
 /// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
 pub fn init(format: LogFormat) -> LogGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -33,5 +39,13 @@ pub fn init(format: LogFormat) -> LogGuard {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    // Access lines bypass the subscriber (see `access_log`), but follow its filter:
+    // `RUST_LOG=info,access=off` turns them off.
+    if tracing::enabled!(target: "access", tracing::Level::INFO) {
+        crate::access_log::init(match format {
+            LogFormat::Text => crate::access_log::Format::Text,
+            LogFormat::Json => crate::access_log::Format::Json,
+        });
+    }
     LogGuard(guard)
 }

@@ -163,10 +163,14 @@ pub const UNMATCHED_ROUTE: &str = "_unmatched";
 
 /// Every metric of the process. Routes and upstreams are keyed by name, so their series
 /// survive a config reload.
+///
+/// Route and upstream metrics live as long as the process (a series, once exported, stays):
+/// they are leaked on creation, so a request holds a plain `&'static` to them instead of
+/// bumping a shared reference count.
 #[derive(Debug, Default)]
 pub struct Registry {
-    routes: DashMap<Arc<str>, Arc<RouteMetrics>>,
-    upstreams: DashMap<Arc<str>, Arc<UpstreamMetrics>>,
+    routes: DashMap<Arc<str>, &'static RouteMetrics>,
+    upstreams: DashMap<Arc<str>, &'static UpstreamMetrics>,
     auth_failures: Arc<AuthFailures>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
@@ -185,20 +189,21 @@ pub struct Snapshot<'a> {
 
 impl Registry {
     /// The metrics of a route (created on first use, kept across reloads).
-    pub fn route(&self, name: &str, upstream: &str) -> Arc<RouteMetrics> {
+    pub fn route(&self, name: &str, upstream: &str) -> &'static RouteMetrics {
         if let Some(existing) = self.routes.get(name) {
             if existing.upstream() == upstream {
-                return existing.clone();
+                return *existing;
             }
         }
-        let metrics = Arc::new(RouteMetrics::new(name.into(), upstream.into(), self.auth_failures.clone()));
-        self.routes.insert(name.into(), metrics.clone());
+        let metrics: &'static RouteMetrics =
+            Box::leak(Box::new(RouteMetrics::new(name.into(), upstream.into(), self.auth_failures.clone())));
+        self.routes.insert(name.into(), metrics);
         metrics
     }
 
     /// The metrics of an upstream (created on first use, kept across reloads).
-    pub fn upstream(&self, name: &str) -> Arc<UpstreamMetrics> {
-        self.upstreams.entry(name.into()).or_default().clone()
+    pub fn upstream(&self, name: &str) -> &'static UpstreamMetrics {
+        *self.upstreams.entry(name.into()).or_insert_with(|| Box::leak(Box::default()))
     }
 
     /// Counts a config reload.
@@ -210,7 +215,7 @@ impl Registry {
     /// Renders every metric in the Prometheus text format.
     pub fn render(&self, snapshot: &Snapshot<'_>) -> String {
         let mut out = String::with_capacity(16 << 10);
-        let mut routes: Vec<Arc<RouteMetrics>> = self.routes.iter().map(|r| r.value().clone()).collect();
+        let mut routes: Vec<&RouteMetrics> = self.routes.iter().map(|r| *r.value()).collect();
         routes.sort_by(|a, b| a.name.cmp(&b.name));
 
         out.push_str("# HELP gateway_requests_total Requests served, by route, method and status.\n# TYPE gateway_requests_total counter\n");
@@ -232,8 +237,8 @@ impl Registry {
         for route in &routes {
             route.duration.render(&mut out, "gateway_request_duration_seconds", &format!("route=\"{}\"", escape(&route.name)));
         }
-        let mut upstreams: Vec<(Arc<str>, Arc<UpstreamMetrics>)> =
-            self.upstreams.iter().map(|u| (u.key().clone(), u.value().clone())).collect();
+        let mut upstreams: Vec<(Arc<str>, &UpstreamMetrics)> =
+            self.upstreams.iter().map(|u| (u.key().clone(), *u.value())).collect();
         upstreams.sort_by(|a, b| a.0.cmp(&b.0));
         out.push_str("# HELP gateway_upstream_duration_seconds Time until the upstream's response headers, by upstream.\n# TYPE gateway_upstream_duration_seconds histogram\n");
         for (name, upstream) in &upstreams {
@@ -320,8 +325,8 @@ mod tests {
     fn route_series_survive_a_rebuild_with_the_same_name() {
         let registry = Registry::default();
         let first = registry.route("r", "u");
-        assert!(Arc::ptr_eq(&first, &registry.route("r", "u")));
-        assert!(!Arc::ptr_eq(&first, &registry.route("r", "other")));
+        assert!(std::ptr::eq(first, registry.route("r", "u")));
+        assert!(!std::ptr::eq(first, registry.route("r", "other")));
     }
 
     #[test]

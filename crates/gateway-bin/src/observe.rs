@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,7 +18,7 @@ use crate::metrics::RouteMetrics;
 #[derive(Clone, Debug)]
 pub struct Observed {
     /// The route's metrics (the unmatched pseudo-route for 400/404/405).
-    pub route: Arc<RouteMetrics>,
+    pub route: &'static RouteMetrics,
     /// The resolved client IP.
     pub client_ip: IpAddr,
 }
@@ -47,24 +46,19 @@ impl Record {
         };
         observed.route.record(&self.method, self.status, elapsed);
         if self.access_log {
-            let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
-            let upstream = match observed.route.upstream() {
-                "" => "-",
-                name => name,
-            };
-            tracing::info!(
-                target: "access",
-                client_ip = %observed.client_ip,
-                method = %self.method,
-                path = %self.uri.path(),
-                route = observed.route.name(),
-                upstream,
-                status = self.status,
-                bytes = self.bytes,
-                duration_ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1e3),
+            let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
+            crate::access_log::log(&crate::access_log::Entry {
+                client_ip: observed.client_ip,
+                method: self.method.as_str(),
+                path: self.uri.path(),
+                route: observed.route.name(),
+                upstream: observed.route.upstream(),
+                status: self.status,
+                bytes: self.bytes,
+                duration: elapsed,
                 request_id,
                 complete,
-            );
+            });
         }
     }
 }

@@ -174,9 +174,32 @@ struct PrefixEntry {
     allow: String,
 }
 
+/// A fast, non-cryptographic hash for route prefixes: the keys come from the config, not from
+/// clients, so flooding a bucket is not a concern, and SipHash would cost more than the rest
+/// of the lookup.
+#[derive(Default)]
+struct PrefixHasher(u64);
+
+impl std::hash::Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+    }
+}
+
+type PrefixMap = HashMap<Box<str>, PrefixEntry, std::hash::BuildHasherDefault<PrefixHasher>>;
+
 /// Routes keyed by prefix: matching looks up each segment boundary of the path, longest first.
 pub struct RouteTable {
-    prefixes: HashMap<Box<str>, PrefixEntry>,
+    prefixes: PrefixMap,
     longest: usize,
 }
 
@@ -184,7 +207,7 @@ impl RouteTable {
     /// Builds the table from normalized prefixes (see [`normalize_route_prefix`]) and methods, in
     /// route order.
     pub fn new<'a>(routes: impl IntoIterator<Item = (&'a str, Option<&'a [Method]>)>) -> Self {
-        let mut prefixes: HashMap<Box<str>, PrefixEntry> = HashMap::new();
+        let mut prefixes = PrefixMap::default();
         for (index, (prefix, methods)) in routes.into_iter().enumerate() {
             let entry = prefixes.entry(prefix.into()).or_insert_with(|| PrefixEntry { routes: Vec::new(), allow: String::new() });
             entry.routes.push((index, methods.map(<[Method]>::to_vec)));

@@ -111,6 +111,14 @@ where
     let listener = TcpListener::from_std(listener)?;
     let builder = connection_builder(limits);
     let graceful = GracefulShutdown::new();
+    let flusher = tokio::spawn(async {
+        // Access log lines wait in this thread's buffer at most this long.
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            crate::access_log::flush_thread();
+        }
+    });
     loop {
         let accepted = tokio::select! {
             biased;
@@ -146,5 +154,7 @@ where
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(grace = ?grace, "grace period over; closing the remaining connections");
     }
+    flusher.abort();
+    crate::access_log::flush_thread();
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! Times the upstream call of a route for `gateway_upstream_duration_seconds`.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -16,12 +15,12 @@ use crate::metrics::UpstreamMetrics;
 #[derive(Clone)]
 pub struct Timed<S> {
     inner: S,
-    metrics: Arc<UpstreamMetrics>,
+    metrics: &'static UpstreamMetrics,
 }
 
 impl<S> Timed<S> {
     /// Times `inner` into `metrics`.
-    pub fn new(inner: S, metrics: Arc<UpstreamMetrics>) -> Self {
+    pub fn new(inner: S, metrics: &'static UpstreamMetrics) -> Self {
         Self { inner, metrics }
     }
 }
@@ -42,7 +41,7 @@ where
         TimedFuture {
             inner: self.inner.call(request),
             start: Instant::now(),
-            metrics: Some(self.metrics.clone()),
+            metrics: Some(self.metrics),
         }
     }
 }
@@ -53,7 +52,7 @@ pin_project! {
         #[pin]
         inner: F,
         start: Instant,
-        metrics: Option<Arc<UpstreamMetrics>>,
+        metrics: Option<&'static UpstreamMetrics>,
     }
 }
 

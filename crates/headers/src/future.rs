@@ -9,7 +9,6 @@ use gateway_core::RequestId;
 use http::{HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use crate::render::Rendered;
 use crate::rules::HeaderRules;
 
 pin_project! {
@@ -19,12 +18,12 @@ pin_project! {
         #[pin]
         inner: F,
         rules: HeaderRules,
-        rendered: Rendered,
+        rendered: Vec<Option<HeaderValue>>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, rules: HeaderRules, rendered: Rendered) -> Self {
+    pub(crate) fn new(inner: F, rules: HeaderRules, rendered: Vec<Option<HeaderValue>>) -> Self {
         Self {
             inner,
             rules,

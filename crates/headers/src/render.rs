@@ -154,22 +154,20 @@ impl<'a> RequestView<'a> {
 
 /// The method as a header value; the standard ones are static, so cloning them is free.
 fn method_value(method: &Method) -> HeaderValue {
-    const STANDARD: [(Method, &str); 9] = [
-        (Method::GET, "GET"),
-        (Method::POST, "POST"),
-        (Method::PUT, "PUT"),
-        (Method::DELETE, "DELETE"),
-        (Method::PATCH, "PATCH"),
-        (Method::HEAD, "HEAD"),
-        (Method::OPTIONS, "OPTIONS"),
-        (Method::CONNECT, "CONNECT"),
-        (Method::TRACE, "TRACE"),
-    ];
-    match STANDARD.iter().find(|(standard, _)| standard == method) {
-        Some((_, text)) => HeaderValue::from_static(text),
-        // An extension method is a token: always a valid header value.
-        None => HeaderValue::from_str(method.as_str()).unwrap_or(HeaderValue::from_static("")),
-    }
+    let text = match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        // An extension method is a token, always a valid header value.
+        other => return HeaderValue::from_str(other).unwrap_or(HeaderValue::from_static("")),
+    };
+    HeaderValue::from_static(text)
 }
 
 /// Writes `a.b.c.d` into `out` and returns its length.
@@ -247,25 +245,36 @@ impl fmt::Write for ValueBuf {
     }
 }
 
-/// The rendered values of one request's templated rules, by slot; `None` means the rule's
-/// template rendered nothing. The first few live inline so a request does not allocate for them.
-pub(crate) struct Rendered {
+/// Where the rendered values of one request's templated rules wait until the rules apply
+/// them, by slot; `None` means the rule's template rendered nothing. Slots are filled in
+/// increasing order.
+pub(crate) trait Slots {
+    /// Stores slot `slot`'s value.
+    fn put(&mut self, slot: usize, value: Option<HeaderValue>);
+    /// Takes slot `slot`'s value out.
+    fn take(&mut self, slot: usize) -> Option<HeaderValue>;
+}
+
+/// Slots on the stack, for rules applied right away (requests): the first few live inline,
+/// so a request neither allocates nor moves them.
+pub(crate) struct InlineSlots {
     inline: [Option<HeaderValue>; INLINE],
     spill: Vec<Option<HeaderValue>>,
 }
 
 const INLINE: usize = 4;
 
-impl Rendered {
+impl InlineSlots {
     pub(crate) fn new() -> Self {
         Self {
             inline: Default::default(),
             spill: Vec::new(),
         }
     }
+}
 
-    /// Stores slot `slot`'s value; slots are filled in increasing order.
-    pub(crate) fn put(&mut self, slot: usize, value: Option<HeaderValue>) {
+impl Slots for InlineSlots {
+    fn put(&mut self, slot: usize, value: Option<HeaderValue>) {
         if let Some(cell) = self.inline.get_mut(slot) {
             *cell = value;
         } else {
@@ -273,12 +282,24 @@ impl Rendered {
         }
     }
 
-    /// Takes slot `slot`'s value out.
-    pub(crate) fn take(&mut self, slot: usize) -> Option<HeaderValue> {
+    fn take(&mut self, slot: usize) -> Option<HeaderValue> {
         match slot.checked_sub(INLINE) {
             None => self.inline.get_mut(slot)?.take(),
             Some(spilled) => self.spill.get_mut(spilled)?.take(),
         }
+    }
+}
+
+/// Slots that travel in a response future: small to move, and without an allocation unless
+/// the rules have templates.
+impl Slots for Vec<Option<HeaderValue>> {
+    fn put(&mut self, slot: usize, value: Option<HeaderValue>) {
+        debug_assert_eq!(slot, self.len(), "slots are filled in order");
+        self.push(value);
+    }
+
+    fn take(&mut self, slot: usize) -> Option<HeaderValue> {
+        self.get_mut(slot)?.take()
     }
 }
 
@@ -317,7 +338,7 @@ mod tests {
 
     #[test]
     fn slots_beyond_the_inline_ones_are_kept() {
-        let mut rendered = Rendered::new();
+        let mut rendered = InlineSlots::new();
         for slot in 0..7 {
             rendered.put(slot, Some(HeaderValue::from(slot)));
         }

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use crate::builder::HeaderRulesBuilder;
 use crate::config::HeaderRulesConfig;
 use crate::intern;
-use crate::render::{Rendered, RequestView};
+use crate::render::{InlineSlots, RequestView, Slots};
 use crate::template::{RenderError, Template};
 
 /// A compiled set of header operations, cheap to clone (shared behind an `Arc`).
@@ -116,8 +116,9 @@ impl HeaderRules {
         if self.is_empty() {
             return;
         }
-        let mut rendered = self.render(&RequestView::of(request));
-        self.apply(request.headers_mut(), &mut rendered);
+        let mut slots = InlineSlots::new();
+        self.render(&RequestView::of(request), &mut slots);
+        self.apply(request.headers_mut(), &mut slots);
     }
 
     pub(crate) fn compile(config: &HeaderRulesConfig) -> Self {
@@ -159,19 +160,30 @@ impl HeaderRules {
         }
     }
 
-    /// Renders every templated rule's value against the request.
-    pub(crate) fn render(&self, request: &RequestView<'_>) -> Rendered {
-        let mut rendered = Rendered::new();
+    /// Renders every templated rule's value against the request, into `slots`.
+    pub(crate) fn render(&self, request: &RequestView<'_>, slots: &mut impl Slots) {
         if self.inner.templated == 0 {
-            return rendered;
+            return;
         }
         let c = &self.inner;
         for rule in c.set.iter().chain(&*c.set_if_absent).chain(&*c.add) {
             if let Some(slot) = rule.slot {
-                rendered.put(slot, self.render_rule(rule, request));
+                slots.put(slot, self.render_rule(rule, request));
             }
         }
-        rendered
+    }
+
+    /// Renders the values a response will need, while the request is still at hand.
+    pub(crate) fn render_for_response(
+        &self,
+        request: &RequestView<'_>,
+    ) -> Vec<Option<HeaderValue>> {
+        let mut slots = Vec::new();
+        if self.inner.templated > 0 {
+            slots.reserve_exact(self.inner.templated);
+            self.render(request, &mut slots);
+        }
+        slots
     }
 
     fn render_rule(&self, rule: &Rule, request: &RequestView<'_>) -> Option<HeaderValue> {
@@ -207,7 +219,7 @@ impl HeaderRules {
     }
 
     /// Edits `headers` in the documented order, taking templated values from `rendered`.
-    pub(crate) fn apply(&self, headers: &mut HeaderMap, rendered: &mut Rendered) {
+    pub(crate) fn apply(&self, headers: &mut HeaderMap, rendered: &mut impl Slots) {
         let c = &self.inner;
         for name in &c.remove {
             headers.remove(name);
@@ -241,7 +253,7 @@ impl HeaderRules {
     }
 }
 
-fn value(rule: &Rule, rendered: &mut Rendered) -> Option<HeaderValue> {
+fn value(rule: &Rule, rendered: &mut impl Slots) -> Option<HeaderValue> {
     match rule.slot {
         Some(slot) => rendered.take(slot),
         None => rule.template.static_value().cloned(),

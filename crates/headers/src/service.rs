@@ -85,7 +85,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let rendered = self.rules.render(&RequestView::of(&request));
+        let rendered = self.rules.render_for_response(&RequestView::of(&request));
         ResponseFuture::new(self.inner.call(request), self.rules.clone(), rendered)
     }
 }

@@ -307,3 +307,30 @@ async fn more_templated_rules_than_inline_slots_all_render() {
         assert_eq!(values(&h, name), [expected], "{name}");
     }
 }
+
+#[tokio::test]
+async fn single_and_embedded_placeholders_render_alike() {
+    let rules = HeaderRules::builder()
+        .set("X-Ip", "{client_ip}")
+        .set("X-Ip-Text", "ip={client_ip}")
+        .set("X-Method", "{method}")
+        .set("X-Method-Text", "m={method}")
+        .set("X-Path", "{path}")
+        .set("X-Path-Text", "p={path}")
+        .build()
+        .unwrap();
+    let peer: SocketAddr = "198.51.100.200:1".parse().unwrap();
+    let request = Request::builder()
+        .method(http::Method::from_bytes(b"PURGE").unwrap())
+        .uri("/cache/item")
+        .extension(PeerAddr(peer))
+        .body(())
+        .unwrap();
+    let h = forwarded(rules, request).await;
+    assert_eq!(values(&h, "x-ip"), ["198.51.100.200"]);
+    assert_eq!(values(&h, "x-ip-text"), ["ip=198.51.100.200"]);
+    assert_eq!(values(&h, "x-method"), ["PURGE"]);
+    assert_eq!(values(&h, "x-method-text"), ["m=PURGE"]);
+    assert_eq!(values(&h, "x-path"), ["/cache/item"]);
+    assert_eq!(values(&h, "x-path-text"), ["p=/cache/item"]);
+}

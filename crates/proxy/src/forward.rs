@@ -1,23 +1,27 @@
 //! Forwarding one request: rewrite it in place, pick a target, send it (retrying when that
 //! is safe), and turn the outcome into the client's response.
 
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use gateway_core::{BoxError, ClientIp, PeerAddr, Problem, UpstreamFailure};
 use http::header::{CONNECTION, HOST, TE};
 use http::request::Parts;
 use http::uri::{Authority, Scheme};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::time::Instant;
 
 use crate::body::{BodyEnd, ProxyBody, Tracked, UpstreamBody};
-use crate::deadline::Deadline;
+use crate::deadline::ResponseTimer;
 use crate::headers::{ClientFacts, set_forwarding_headers, strip_hop_by_hop};
 use crate::pool::{self, ConnectError, H1Sender, Lease};
+use crate::replay::Replay;
 use crate::target::Target;
 use crate::upgrade;
 use crate::upstream::Inner;
@@ -76,7 +80,7 @@ where
     };
     // A request whose whole message is its head can be sent again if its connection breaks
     // after sending; keep a copy when the method allows it.
-    let replay = (false && body_end.is_none() && client_upgrade.is_none() && is_idempotent(&parts.method))
+    let replay = (body_end.is_none() && client_upgrade.is_none() && is_idempotent(&parts.method))
         .then(|| Replay::of(&parts));
     let request = Request::from_parts(parts, body);
 
@@ -86,14 +90,13 @@ where
         host: preserved_host,
         start,
     };
-    let outcome = Deadline::new(
-        exchange.run(request, replay),
-        start,
-        upstream.response_timeout,
-        body_end,
-    )
-    .await
-    .unwrap_or(Err(Failure::Timeout));
+    let mut timer = pin!(ResponseTimer::new(start, upstream.response_timeout, body_end));
+    let mut run = pin!(exchange.run(request, replay));
+    let outcome = poll_fn(|cx| match run.as_mut().poll(cx) {
+        Poll::Ready(outcome) => Poll::Ready(outcome),
+        Poll::Pending => timer.as_mut().poll_expired(cx).map(|()| Err(Failure::Timeout)),
+    })
+    .await;
     match outcome {
         Ok((response, lease)) => respond(&upstream, response, lease, client_upgrade),
         Err(Failure::Timeout) => {
@@ -137,34 +140,6 @@ fn is_idempotent(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
-}
-
-/// The head of a bodiless request, to send it again.
-struct Replay {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    headers: HeaderMap,
-}
-
-impl Replay {
-    fn of(parts: &Parts) -> Self {
-        Self {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            version: parts.version,
-            headers: parts.headers.clone(),
-        }
-    }
-
-    fn into_request(self) -> Request<UpstreamBody> {
-        let mut request = Request::new(UpstreamBody::Empty);
-        *request.method_mut() = self.method;
-        *request.uri_mut() = self.uri;
-        *request.version_mut() = self.version;
-        *request.headers_mut() = self.headers;
-        request
-    }
 }
 
 /// How an attempt failed.
@@ -438,11 +413,9 @@ mod size_probe {
         eprintln!("run: {}", std::mem::size_of_val(&ex.run(req, None)));
         eprintln!("request: {}", std::mem::size_of::<http::Request<crate::body::UpstreamBody>>());
         eprintln!("sleep: {} align {}", std::mem::size_of::<tokio::time::Sleep>(), std::mem::align_of::<tokio::time::Sleep>());
-        eprintln!("replay: {}", std::mem::size_of::<Option<super::Replay>>());
+        eprintln!("replay: {}", std::mem::size_of::<Option<crate::replay::Replay>>());
         eprintln!("parts: {}", std::mem::size_of::<http::request::Parts>());
         eprintln!("forward align: {}", std::mem::align_of_val(&super::forward(upstream.inner.clone(), http::Request::new(http_body_util::Empty::<bytes::Bytes>::new()))));
-        let ex2 = super::Exchange { upstream: &upstream.inner, upgrade: false, host: None, start: tokio::time::Instant::now() };
-        eprintln!("within: {}", std::mem::size_of_val(&crate::deadline::Deadline::new(ex2.run(http::Request::new(crate::body::UpstreamBody::Empty), None), tokio::time::Instant::now(), std::time::Duration::from_secs(1), None)));
         let mut c: Option<crate::pool::H1Sender> = None;
         if let Some(c) = c.as_mut() { eprintln!("try_send: {}", std::mem::size_of_val(&c.try_send_request(http::Request::new(crate::body::UpstreamBody::Empty)))); }
         eprintln!("response: {}", std::mem::size_of::<http::Response<crate::body::ProxyBody>>());

@@ -97,6 +97,7 @@ mod error;
 mod forward;
 pub mod headers;
 mod pool;
+mod replay;
 mod service;
 mod target;
 mod upgrade;

@@ -338,10 +338,11 @@ impl RouteLimiter {
         let limiter = self.clone();
         Check::Pending(Box::pin(async move {
             let inner = &limiter.inner;
-            let Some(redis) = &inner.backend.redis else {
-                unreachable!("checked above")
+            let result = match &inner.backend.redis {
+                Some(redis) => redis.store.check(redis_key, inner.policy.kind(), 1).await,
+                None => Err(StoreError::Disconnected),
             };
-            match redis.store.check(redis_key, inner.policy.kind(), 1).await {
+            match result {
                 Ok(outcome) => verdict(
                     outcome,
                     RateLimitDecision::Allowed,

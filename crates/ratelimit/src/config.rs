@@ -453,7 +453,10 @@ mod tests {
                 "invalid rate-limit key",
             ),
             ("limit = 5\nwindow = \"1s\"\nburst = 3", "unknown field"),
-            ("limit = 5\nwindow = \"1s\"\nheaders = \"some\"", "unknown variant"),
+            (
+                "limit = 5\nwindow = \"1s\"\nheaders = \"some\"",
+                "unknown variant",
+            ),
             ("limit = -5\nwindow = \"1s\"", "invalid value"),
         ];
         for (text, expected) in cases {

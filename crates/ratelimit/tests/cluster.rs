@@ -10,7 +10,8 @@ use support::RedisCluster;
 #[tokio::test]
 async fn limits_hold_on_every_node_of_a_cluster() {
     let cluster = RedisCluster::start();
-    let config = RedisConfig::new(cluster.url().parse().unwrap());
+    let mut config = RedisConfig::new(cluster.url().parse().unwrap());
+    config.timeout = gateway_ratelimit::config::PositiveDuration(Duration::from_secs(2));
     let backend = RateLimitBackend::redis(&config).unwrap();
     assert!(backend.wait_connected(Duration::from_secs(10)).await);
 

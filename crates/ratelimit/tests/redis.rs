@@ -262,20 +262,27 @@ async fn kill_and_restart(on_error: OnError) {
     // Redis comes back (empty): limiting through Redis resumes without a restart.
     server.restart();
     assert!(backend.wait_connected(CONNECT).await, "no reconnection");
+    // Under heavy machine load one call may still exceed the 50ms timeout (the first one
+    // after the restart also reloads the script): such a request gets `on_error` again and
+    // may or may not have been counted, so only an error-free run must count exactly 3.
     let mut after = Vec::new();
-    for _ in 0..4 {
+    while after.last() != Some(&RateLimitDecision::Limited) {
+        assert!(after.len() < 20, "limiting did not resume: {after:?}");
         after.push(decision(
             &send(&mut service, request_from("192.0.2.1")).await,
         ));
     }
-    assert_eq!(
-        after,
-        [
-            [RateLimitDecision::Allowed; 3].as_slice(),
-            &[RateLimitDecision::Limited]
-        ]
-        .concat()
-    );
+    let from_redis: Vec<_> = after.iter().filter(|d| !d.is_backend_error()).collect();
+    let allowed = from_redis
+        .iter()
+        .filter(|d| ***d == RateLimitDecision::Allowed)
+        .count();
+    assert_eq!(from_redis.len(), allowed + 1, "{after:?}");
+    if from_redis.len() == after.len() {
+        assert_eq!(allowed, 3, "{after:?}");
+    } else {
+        assert!((1..=3).contains(&allowed), "{after:?}");
+    }
 }
 
 #[tokio::test]

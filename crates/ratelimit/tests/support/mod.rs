@@ -81,8 +81,12 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A config for this server. The timeout is generous: tests that count exactly must not
+    /// see a fallback because a loaded machine was slow; tests of the timeout set their own.
     pub fn config(&self) -> RedisConfig {
-        RedisConfig::new(self.url().parse().unwrap())
+        let mut config = RedisConfig::new(self.url().parse().unwrap());
+        config.timeout = gateway_ratelimit::config::PositiveDuration(Duration::from_secs(2));
+        config
     }
 
     /// Runs a command with redis-cli and returns its raw output.
