@@ -32,9 +32,9 @@ pub struct Entry<'a> {
     pub method: &'a str,
     /// The request path as received.
     pub path: &'a str,
-    /// The route's name (`_unmatched` when none matched).
+    /// The route's name (`_unmatched` when none matched), already escaped with [`escape`].
     pub route: &'a str,
-    /// The route's upstream (empty when none).
+    /// The route's upstream (empty when none), already escaped with [`escape`].
     pub upstream: &'a str,
     /// The response status.
     pub status: u16,
@@ -212,7 +212,24 @@ fn push_number(out: &mut Vec<u8>, value: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
+/// Escapes a name from the config once, so that lines can copy it as it is.
+pub fn escape(text: &str) -> Box<str> {
+    let mut out = Vec::with_capacity(text.len());
+    push_escaped(&mut out, text);
+    // Escaping keeps UTF-8 intact: it only replaces ASCII bytes with ASCII sequences.
+    String::from_utf8(out).unwrap_or_default().into_boxed_str()
+}
+
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    if let IpAddr::V4(v4) = ip {
+        let [a, b, c, d] = v4.octets();
+        push_number(out, a);
+        for octet in [b, c, d] {
+            out.push(b'.');
+            push_number(out, octet);
+        }
+        return;
+    }
     // An IP's text form is at most 45 bytes: format on the stack.
     let mut stack = [0u8; 48];
     let mut cursor = std::io::Cursor::new(&mut stack[..]);
@@ -262,13 +279,14 @@ fn format_text(out: &mut Vec<u8>, e: &Entry<'_>) {
     out.extend_from_slice(b"  INFO access: client_ip=");
     push_ip(out, e.client_ip);
     out.extend_from_slice(b" method=");
-    push_escaped(out, e.method);
+    // Methods are tokens: no quote, backslash or control character.
+    out.extend_from_slice(e.method.as_bytes());
     out.extend_from_slice(b" path=\"");
     push_escaped(out, e.path);
     out.extend_from_slice(b"\" route=\"");
-    push_escaped(out, e.route);
+    out.extend_from_slice(e.route.as_bytes());
     out.extend_from_slice(b"\" upstream=\"");
-    push_escaped(out, if e.upstream.is_empty() { "-" } else { e.upstream });
+    out.extend_from_slice(if e.upstream.is_empty() { b"-" } else { e.upstream.as_bytes() });
     out.extend_from_slice(b"\" status=");
     push_number(out, e.status);
     out.extend_from_slice(b" bytes=");
@@ -286,17 +304,17 @@ fn format_json(out: &mut Vec<u8>, e: &Entry<'_>) {
     out.extend_from_slice(b"\",\"level\":\"INFO\",\"target\":\"access\",\"client_ip\":\"");
     push_ip(out, e.client_ip);
     out.extend_from_slice(b"\",\"method\":\"");
-    push_escaped(out, e.method);
+    out.extend_from_slice(e.method.as_bytes());
     out.extend_from_slice(b"\",\"path\":\"");
     push_escaped(out, e.path);
     out.extend_from_slice(b"\",\"route\":\"");
-    push_escaped(out, e.route);
+    out.extend_from_slice(e.route.as_bytes());
     out.extend_from_slice(b"\",\"upstream\":");
     if e.upstream.is_empty() {
         out.extend_from_slice(b"null");
     } else {
         out.push(b'"');
-        push_escaped(out, e.upstream);
+        out.extend_from_slice(e.upstream.as_bytes());
         out.push(b'"');
     }
     out.extend_from_slice(b",\"status\":");

@@ -90,6 +90,12 @@ pub struct ServerSection {
     /// Write an access log line per request.
     #[serde(default = "defaults::yes")]
     pub access_log: bool,
+    /// Generate a W3C `traceparent` for requests that arrive without a valid one (an
+    /// existing one is forwarded untouched).
+    #[serde(default = "defaults::yes")]
+    pub traceparent: bool,
+    /// `[server.tls]`: terminate TLS on the listener.
+    pub tls: Option<crate::tls::TlsSection>,
 }
 
 /// `[admin]`.

@@ -28,6 +28,8 @@ pub struct Current<F> {
     pub front: F,
     /// Whether access log lines are written.
     pub access_log: bool,
+    /// The TLS acceptor, when the listener terminates TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// The service of one client connection.
@@ -37,14 +39,15 @@ pub struct Current<F> {
 /// whether a reload replaced the generation: requests cost no shared reference-count traffic.
 pub struct ConnectionService<F> {
     peer: SocketAddr,
+    tls: bool,
     current: Arc<ArcSwap<Current<F>>>,
     cached: RefCell<Option<(Arc<Current<F>>, F)>>,
 }
 
 impl<F> ConnectionService<F> {
-    /// The service for a connection from `peer`.
-    pub fn new(peer: SocketAddr, current: Arc<ArcSwap<Current<F>>>) -> Self {
-        Self { peer, current, cached: RefCell::new(None) }
+    /// The service for a connection from `peer`, over TLS or not.
+    pub fn new(peer: SocketAddr, tls: bool, current: Arc<ArcSwap<Current<F>>>) -> Self {
+        Self { peer, tls, current, cached: RefCell::new(None) }
     }
 }
 
@@ -60,6 +63,10 @@ where
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         let start = Instant::now();
         request.extensions_mut().insert(PeerAddr(self.peer));
+        if self.tls {
+            // The client-facing scheme, for X-Forwarded-Proto.
+            request.extensions_mut().insert(http::uri::Scheme::HTTPS);
+        }
         let method = request.method().clone();
         let uri = request.uri().clone();
         let mut cached = self.cached.borrow_mut();

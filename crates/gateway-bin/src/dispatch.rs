@@ -48,6 +48,8 @@ pub struct Routes<S> {
     pub unmatched: &'static RouteMetrics,
     /// The process's metrics.
     pub registry: Arc<crate::metrics::Registry>,
+    /// `[server].traceparent`.
+    pub traceparent: bool,
 }
 
 /// Routes requests to their route's stack.
@@ -130,6 +132,10 @@ where
                 Some(uri) => *request.uri_mut() = uri,
                 None => return DispatchFuture::local(problem(StatusCode::BAD_REQUEST, "the request target cannot be forwarded"), observed),
             }
+        }
+
+        if routes.traceparent {
+            crate::traceparent::ensure(request.headers_mut());
         }
 
         // A declared length that fits cannot be exceeded (hyper enforces it); only a streamed

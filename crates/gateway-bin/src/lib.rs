@@ -28,6 +28,8 @@ pub mod runtime;
 pub mod server;
 pub mod stack;
 pub mod timed;
+pub mod tls;
+pub mod traceparent;
 
 pub use config::{Config, ConfigError};
 pub use runtime::{RunningGateway, StartError};

@@ -98,6 +98,8 @@ pub struct RouteMetrics {
     auth_failures: Arc<AuthFailures>,
     name: Arc<str>,
     upstream: Arc<str>,
+    log_name: Box<str>,
+    log_upstream: Box<str>,
     requests: Box<[AtomicU64]>,
     duration: Histogram,
     decisions: [AtomicU64; DECISIONS.len()],
@@ -107,6 +109,8 @@ impl RouteMetrics {
     fn new(name: Arc<str>, upstream: Arc<str>, auth_failures: Arc<AuthFailures>) -> Self {
         Self {
             auth_failures,
+            log_name: crate::access_log::escape(&name),
+            log_upstream: crate::access_log::escape(&upstream),
             name,
             upstream,
             requests: (0..METHOD_SLOTS * STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
@@ -123,6 +127,11 @@ impl RouteMetrics {
     /// The route's upstream (empty for the unmatched pseudo-route).
     pub fn upstream(&self) -> &str {
         &self.upstream
+    }
+
+    /// The route's name and upstream, escaped for log lines.
+    pub fn log_names(&self) -> (&str, &str) {
+        (&self.log_name, &self.log_upstream)
     }
 
     /// Counts a finished request.

@@ -47,12 +47,13 @@ impl Record {
         observed.route.record(&self.method, self.status, elapsed);
         if self.access_log {
             let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
+            let (route, upstream) = observed.route.log_names();
             crate::access_log::log(&crate::access_log::Entry {
                 client_ip: observed.client_ip,
                 method: self.method.as_str(),
                 path: self.uri.path(),
-                route: observed.route.name(),
-                upstream: observed.route.upstream(),
+                route,
+                upstream,
                 status: self.status,
                 bytes: self.bytes,
                 duration: elapsed,

@@ -190,8 +190,10 @@ impl RunningGateway {
                         }
                     };
                     let current = state.current.clone();
-                    let make_service = move |peer| ConnectionService::new(peer, current.clone());
-                    if let Err(error) = runtime.block_on(server::serve(listener, limits, state.gauge.clone(), make_service, stop_rx, grace)) {
+                    let for_tls = current.clone();
+                    let make_service = move |peer, tls| ConnectionService::new(peer, tls, current.clone());
+                    let tls = move || for_tls.load().tls.clone();
+                    if let Err(error) = runtime.block_on(server::serve(listener, limits, state.gauge.clone(), make_service, tls, stop_rx, grace)) {
                         tracing::error!(%error, "worker stopped");
                     }
                 })

@@ -90,17 +90,22 @@ pub fn connection_builder(limits: ConnectionLimits) -> auto::Builder<TokioExecut
 }
 
 /// Accepts connections on `listener` until `stop` flips, serving each with a service made by
-/// `make_service(peer)`; then waits for in-flight requests up to `grace`.
-pub async fn serve<M, S, B>(
+/// `make_service(peer, over_tls)`, over TLS when `tls()` gives an acceptor (asked per
+/// connection, so reloaded certificates apply to new connections); then waits for in-flight
+/// requests up to `grace`.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve<M, T, S, B>(
     listener: StdListener,
     limits: ConnectionLimits,
     gauge: Arc<ConnectionGauge>,
     make_service: M,
+    tls: T,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) -> io::Result<()>
 where
-    M: Fn(SocketAddr) -> S,
+    M: Fn(SocketAddr, bool) -> S,
+    T: Fn() -> Option<tokio_rustls::TlsAcceptor>,
     S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -137,16 +142,44 @@ where
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = make_service(peer);
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
                 let guard = ConnectionGuard::new(gauge.clone());
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%peer, error = %error, "connection ended with an error");
+                match tls() {
+                    None => {
+                        let service = make_service(peer, false);
+                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                        let connection = graceful.watch(connection);
+                        tokio::spawn(async move {
+                            if let Err(error) = connection.await {
+                                tracing::debug!(%peer, error = %error, "connection ended with an error");
+                            }
+                            drop(guard);
+                        });
                     }
-                    drop(guard);
-                });
+                    Some(acceptor) => {
+                        let service = make_service(peer, true);
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        let handshake_timeout = limits.header_read_timeout;
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            if let Err(error) = watcher.watch(connection).await {
+                                tracing::debug!(%peer, error = %error, "connection ended with an error");
+                            }
+                            drop(guard);
+                        });
+                    }
+                }
             }
         }
     }

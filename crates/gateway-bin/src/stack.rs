@@ -73,6 +73,9 @@ pub enum BuildError {
         /// What is wrong.
         source: gateway_headers::HeaderRulesError,
     },
+    /// `[server.tls]` cannot be used.
+    #[error("server.tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A route path is invalid.
     #[error("routes[{index}].path: {reason}")]
     Route {
@@ -100,15 +103,40 @@ type BreakerBody = ResponseBody<ProxyBody>;
 type Broken = Either<CircuitBreakerService<Upstreamed>, Wrapped<Upstreamed, ProxyBody>>;
 type LimitBody = ResponseBody<BreakerBody>;
 type Limited = Either<RateLimit<Broken>, Wrapped<Broken, BreakerBody>>;
-type Requested = RequestHeaders<RequestHeaders<Limited>>;
+/// Header layers with no rules are left out rather than run empty.
+type Optional<L> = Either<L, <L as Unwrapped>::Inner>;
+type RouteRequested = Optional<RequestHeaders<Limited>>;
+type Requested = Optional<RequestHeaders<RouteRequested>>;
 type Authenticated = Either<JwtAuth<Requested>, Wrapped<Requested, LimitBody>>;
 
 /// The layer stack of one route.
-pub type RouteStack = ResponseHeaders<Authenticated>;
+pub type RouteStack = Optional<ResponseHeaders<Authenticated>>;
 /// The response body of a route.
 pub type RouteBody = ResponseBody<LimitBody>;
 /// The service every request of a generation enters.
-pub type FrontService = Either<RequestIdService<ResponseHeaders<Dispatch<RouteStack>>>, ResponseHeaders<Dispatch<RouteStack>>>;
+pub type FrontService = Either<RequestIdService<Optional<ResponseHeaders<Dispatch<RouteStack>>>>, Optional<ResponseHeaders<Dispatch<RouteStack>>>>;
+
+/// Names the service a header layer wraps, for [`Optional`].
+pub trait Unwrapped {
+    /// The wrapped service.
+    type Inner;
+}
+
+impl<S> Unwrapped for RequestHeaders<S> {
+    type Inner = S;
+}
+
+impl<S> Unwrapped for ResponseHeaders<S> {
+    type Inner = S;
+}
+
+fn request_rules<S>(rules: HeaderRules, inner: S) -> Either<RequestHeaders<S>, S> {
+    if rules.is_empty() { Either::Right(inner) } else { Either::Left(RequestHeadersLayer::new(rules).layer(inner)) }
+}
+
+fn response_rules<S>(rules: HeaderRules, inner: S) -> Either<ResponseHeaders<S>, S> {
+    if rules.is_empty() { Either::Right(inner) } else { Either::Left(ResponseHeadersLayer::new(rules).layer(inner)) }
+}
 
 /// State kept across reloads while its config is unchanged.
 #[derive(Default)]
@@ -122,6 +150,7 @@ pub struct Shared {
 pub struct Generation {
     front: FrontService,
     access_log: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     upstreams: Vec<(String, Proxy, Option<CircuitBreaker>)>,
     ratelimit: RateLimitBackend,
     redis_required: bool,
@@ -130,7 +159,7 @@ pub struct Generation {
 impl Generation {
     /// The front service and settings the connections use.
     pub fn current(&self) -> Current<FrontService> {
-        Current { front: self.front.clone(), access_log: self.access_log }
+        Current { front: self.front.clone(), access_log: self.access_log, tls: self.tls.clone() }
     }
 
     /// Whether the generation can serve, with detail for `/ready`.
@@ -225,6 +254,9 @@ pub fn check(config: &Config) -> Result<(), BuildError> {
     }
     if let Some(jwt) = &config.jwt {
         Authenticator::from_config(jwt)?;
+    }
+    if let Some(tls) = &config.server.tls {
+        crate::tls::acceptor(tls)?;
     }
     if let Some(headers) = &config.headers {
         headers
@@ -328,8 +360,7 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
             None => Either::Right(wrapped(service.clone())),
         };
         let route_request = header_rules(section.request_headers.as_ref(), || format!("routes[{index}].request_headers"))?;
-        let requested: Requested = RequestHeadersLayer::new(global_request.clone())
-            .layer(RequestHeadersLayer::new(route_request).layer(limited));
+        let requested: Requested = request_rules(global_request.clone(), request_rules(route_request, limited));
         let authenticated: Authenticated = match &authenticator {
             Some(auth) => Either::Left(
                 JwtAuthLayer::new(auth.clone())
@@ -340,7 +371,7 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
             None => Either::Right(wrapped(requested)),
         };
         let route_response = header_rules(section.response_headers.as_ref(), || format!("routes[{index}].response_headers"))?;
-        let stack: RouteStack = ResponseHeadersLayer::new(route_response).layer(authenticated);
+        let stack: RouteStack = response_rules(route_response, authenticated);
         let prefix = normalize_route_prefix(section.path.get_ref()).map_err(|reason| BuildError::Route { index, reason })?;
         prefixes.push((prefix, section.methods.clone()));
         names.push(name.to_owned());
@@ -357,15 +388,18 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
         trusted: config.server.trusted_proxies.clone(),
         unmatched: registry.route(UNMATCHED_ROUTE, ""),
         registry: registry.clone(),
+        traceparent: config.server.traceparent,
     }));
-    let with_headers = ResponseHeadersLayer::new(global_response).layer(dispatch);
+    let with_headers = response_rules(global_response, dispatch);
     let front = match request_id {
         Some(layer) => Either::Left(layer.layer(with_headers)),
         None => Either::Right(with_headers),
     };
+    let tls = config.server.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     Ok(Generation {
         front,
         access_log: config.server.access_log,
+        tls,
         upstreams,
         ratelimit,
         redis_required,

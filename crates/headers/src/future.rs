@@ -17,16 +17,17 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        rules: HeaderRules,
+        // `None` for empty rules: no reference count to touch per request.
+        rules: Option<HeaderRules>,
         rendered: Vec<Option<HeaderValue>>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, rules: HeaderRules, rendered: Vec<Option<HeaderValue>>) -> Self {
+    pub(crate) fn new(inner: F, rules: &HeaderRules, rendered: Vec<Option<HeaderValue>>) -> Self {
         Self {
             inner,
-            rules,
+            rules: (!rules.is_empty()).then(|| rules.clone()),
             rendered,
         }
     }
@@ -41,7 +42,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        this.rules.apply(response.headers_mut(), this.rendered);
+        if let Some(rules) = this.rules {
+            rules.apply(response.headers_mut(), this.rendered);
+        }
         Poll::Ready(Ok(response))
     }
 }

@@ -3,7 +3,7 @@
 use tower_layer::Layer;
 
 use crate::rules::HeaderRules;
-use crate::service::{RequestHeaders, ResponseHeaders};
+use crate::service::{Headers, RequestHeaders, ResponseHeaders};
 
 /// Applies header rules to requests; see [`RequestHeaders`].
 ///
@@ -53,9 +53,6 @@ impl<S> Layer<S> for ResponseHeadersLayer {
     }
 }
 
-/// The service of [`HeadersLayer`]: response rules around request rules.
-pub type Headers<S> = ResponseHeaders<RequestHeaders<S>>;
-
 /// Request and response rules in one layer, for services that need no split.
 ///
 /// Both sides' templates see the request as it arrived at this layer.
@@ -99,9 +96,6 @@ impl<S> Layer<S> for HeadersLayer {
     type Service = Headers<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ResponseHeaders::new(
-            RequestHeaders::new(inner, self.request.clone()),
-            self.response.clone(),
-        )
+        Headers::new(inner, self.request.clone(), self.response.clone())
     }
 }

@@ -91,11 +91,11 @@ pub use builder::HeaderRulesBuilder;
 pub use config::{GlobalHeaders, GlobalHeadersConfig, HeaderRulesConfig, RequestIdConfig};
 pub use error::HeaderRulesError;
 pub use future::{RequestIdFuture, ResponseFuture};
-pub use layer::{Headers, HeadersLayer, RequestHeadersLayer, ResponseHeadersLayer};
+pub use layer::{HeadersLayer, RequestHeadersLayer, ResponseHeadersLayer};
 pub use request_id::{
     DEFAULT_HEADER, DEFAULT_MAX_LENGTH, RequestIdLayer, RequestIdService, RequestIdStats,
     TrustIncoming,
 };
 pub use rules::HeaderRules;
-pub use service::{RequestHeaders, ResponseHeaders};
+pub use service::{Headers, RequestHeaders, ResponseHeaders};
 pub use template::{Template, TemplateError};

@@ -86,6 +86,51 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let rendered = self.rules.render_for_response(&RequestView::of(&request));
-        ResponseFuture::new(self.inner.call(request), self.rules.clone(), rendered)
+        ResponseFuture::new(self.inner.call(request), &self.rules, rendered)
+    }
+}
+
+/// The service of [`HeadersLayer`](crate::HeadersLayer): request rules before the inner
+/// service, response rules after it.
+///
+/// Both sides' templates see the request as it arrived here: response templates render
+/// before the request rules edit it.
+#[derive(Clone, Debug)]
+pub struct Headers<S> {
+    inner: S,
+    request: HeaderRules,
+    response: HeaderRules,
+}
+
+impl<S> Headers<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, request: HeaderRules, response: HeaderRules) -> Self {
+        Self {
+            inner,
+            request,
+            response,
+        }
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for Headers<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // One service rather than two nested ones: the request is moved once less.
+        let rendered = self
+            .response
+            .render_for_response(&RequestView::of(&request));
+        self.request.apply_to_request(&mut request);
+        ResponseFuture::new(self.inner.call(request), &self.response, rendered)
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Env: `PROXY_ADDR` (listen address, default `127.0.0.1:8080`), `UPSTREAM_URL` (the one
 //! target, default `http://127.0.0.1:8081`), `WORKERS` (threads, each a current-thread
-//! runtime with its own `SO_REUSEPORT` listener; default 1).
+//! runtime with its own `SO_REUSEPORT` listener; default 1), `H1_ONLY=1` (serve HTTP/1.1
+//! only, without the HTTP/2 detection of hyper-util's auto builder, to measure its cost).
 //!
 //! ```sh
 //! cargo build --release -p gateway-proxy --example bench_proxy
@@ -37,10 +38,12 @@ fn bind(addr: SocketAddr) -> std::io::Result<StdListener> {
     Ok(socket.into())
 }
 
-async fn serve(listener: StdListener, proxy: Proxy) {
+async fn serve(listener: StdListener, proxy: Proxy, h1_only: bool) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().writev(false);
+    let mut auto = auto::Builder::new(TokioExecutor::new());
+    auto.http1().writev(false);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.writev(false);
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
@@ -51,12 +54,14 @@ async fn serve(listener: StdListener, proxy: Proxy) {
             request.extensions_mut().insert(PeerAddr(peer));
             proxy.forward(request)
         });
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let _ = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await;
-        });
+        let io = TokioIo::new(stream);
+        if h1_only {
+            let conn = http1.serve_connection(io, service).with_upgrades();
+            tokio::spawn(conn);
+        } else {
+            let auto = auto.clone();
+            tokio::spawn(async move { auto.serve_connection_with_upgrades(io, service).await });
+        }
     }
 }
 
@@ -64,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = env_or("PROXY_ADDR", "127.0.0.1:8080").parse()?;
     let target = env_or("UPSTREAM_URL", "http://127.0.0.1:8081");
     let workers: usize = env_or("WORKERS", "1").parse()?;
+    let h1_only = env_or("H1_ONLY", "0") == "1";
     let proxy = Proxy::new(Upstream::builder("bench", [target]).build()?);
 
     let threads: Vec<_> = (0..workers.max(1))
@@ -75,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .enable_all()
                     .build()
                     .expect("runtime")
-                    .block_on(serve(listener, proxy));
+                    .block_on(serve(listener, proxy, h1_only));
             }))
         })
         .collect::<std::io::Result<_>>()?;

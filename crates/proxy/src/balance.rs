@@ -187,8 +187,14 @@ mod tests {
         fn parse(s: &str) -> serde::de::value::StrDeserializer<'_, serde::de::value::Error> {
             serde::de::value::StrDeserializer::new(s)
         }
-        assert_eq!(Balance::deserialize(parse("least_request")).unwrap(), Balance::LeastRequest);
-        assert_eq!(Balance::deserialize(parse("round_robin")).unwrap(), Balance::RoundRobin);
+        assert_eq!(
+            Balance::deserialize(parse("least_request")).unwrap(),
+            Balance::LeastRequest
+        );
+        assert_eq!(
+            Balance::deserialize(parse("round_robin")).unwrap(),
+            Balance::RoundRobin
+        );
         assert!(Balance::deserialize(parse("random")).is_err());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -52,13 +52,15 @@ impl Body for UpstreamBody {
     }
 }
 
-/// When the client's request body ended, so that the response timeout counts from then: a
-/// large upload is not cut off by the time it takes to send.
+/// When and how the client's request body ended: the response timeout counts from then (a
+/// large upload is not cut off by the time it takes to send), and a body that failed makes
+/// the exchange's failure the client's, not the upstream's.
 #[derive(Debug)]
 pub(crate) struct BodyEnd {
     /// Milliseconds since `epoch`, plus one; 0 while the body is streaming.
     at: AtomicU64,
     epoch: Instant,
+    failed: AtomicBool,
 }
 
 impl BodyEnd {
@@ -66,11 +68,19 @@ impl BodyEnd {
         Self {
             at: AtomicU64::new(0),
             epoch,
+            failed: AtomicBool::new(false),
         }
     }
 
+    /// Whether reading the client's body failed (cut off, malformed, over a size limit).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
     fn mark(&self) {
-        let millis = Instant::now().saturating_duration_since(self.epoch).as_millis();
+        let millis = Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_millis();
         let value = u64::try_from(millis).unwrap_or(u64::MAX - 1) + 1;
         let _ = self
             .at
@@ -117,6 +127,10 @@ where
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
         match &frame {
             Some(Ok(_)) if !this.inner.is_end_stream() => {}
+            Some(Err(_)) => {
+                this.end.failed.store(true, Ordering::Relaxed);
+                this.end.mark();
+            }
             _ => this.end.mark(),
         }
         Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))

@@ -35,6 +35,8 @@ enum Failure {
     Timeout,
     /// The request cannot be expressed for the target (a `Host` that is no HTTP/2 authority).
     Unforwardable,
+    /// The client's body could not be read while it was being forwarded.
+    ClientBody,
 }
 
 /// Forwards `request` to one of the upstream's targets.
@@ -68,7 +70,9 @@ where
             .insert(CONNECTION, HeaderValue::from_static("upgrade"));
     } else if hop.te_trailers && upstream.h2c {
         // Allowed on HTTP/2, and gRPC servers insist on it.
-        parts.headers.insert(TE, HeaderValue::from_static("trailers"));
+        parts
+            .headers
+            .insert(TE, HeaderValue::from_static("trailers"));
     }
 
     let (body, body_end) = if body.is_end_stream() {
@@ -90,11 +94,18 @@ where
         host: preserved_host,
         start,
     };
-    let mut timer = pin!(ResponseTimer::new(start, upstream.response_timeout, body_end));
+    let mut timer = pin!(ResponseTimer::new(
+        start,
+        upstream.response_timeout,
+        body_end.clone()
+    ));
     let mut run = pin!(exchange.run(request, replay));
     let outcome = poll_fn(|cx| match run.as_mut().poll(cx) {
         Poll::Ready(outcome) => Poll::Ready(outcome),
-        Poll::Pending => timer.as_mut().poll_expired(cx).map(|()| Err(Failure::Timeout)),
+        Poll::Pending => timer
+            .as_mut()
+            .poll_expired(cx)
+            .map(|()| Err(Failure::Timeout)),
     })
     .await;
     match outcome {
@@ -102,6 +113,11 @@ where
         Err(Failure::Timeout) => {
             tracing::warn!(upstream = %upstream.name, timeout = ?upstream.response_timeout, "upstream response timed out");
             failure_response(&upstream.name, Failure::Timeout)
+        }
+        // The upload broke, so the exchange did: the client's doing, not the upstream's.
+        Err(Failure::Unreachable) if body_end.is_some_and(|end| end.failed()) => {
+            tracing::debug!(upstream = %upstream.name, "request body failed while forwarding");
+            failure_response(&upstream.name, Failure::ClientBody)
         }
         Err(failure) => failure_response(&upstream.name, failure),
     }
@@ -119,8 +135,7 @@ fn client_facts(parts: &Parts) -> ClientFacts {
             } else if *scheme == Scheme::HTTP {
                 HeaderValue::from_static("http")
             } else {
-                HeaderValue::from_str(scheme.as_str())
-                    .unwrap_or(HeaderValue::from_static("http"))
+                HeaderValue::from_str(scheme.as_str()).unwrap_or(HeaderValue::from_static("http"))
             }
         });
     let host = parts.headers.get(HOST).cloned().or_else(|| {
@@ -219,7 +234,8 @@ impl Exchange<'_> {
                         Some(conn) => conn,
                         None => {
                             // Boxed: connecting is rare, and its future is large.
-                            let connect = pool::open_h1(target, upstream.connect_timeout, self.upgrade);
+                            let connect =
+                                pool::open_h1(target, upstream.connect_timeout, self.upgrade);
                             match Box::pin(connect).await {
                                 Ok(conn) => conn,
                                 Err(error) => break Err(AttemptError::connect(request, error)),
@@ -315,7 +331,7 @@ impl Exchange<'_> {
 
     /// Sends on this thread's HTTP/2 connection to the target, opening it when there is
     /// none or it closed.
-    async fn send_h2(&self, target: &Target, mut request: Request<UpstreamBody>) -> Attempt {
+    async fn send_h2(&self, target: &Arc<Target>, mut request: Request<UpstreamBody>) -> Attempt {
         let upstream = self.upstream;
         let mut shared = pool::shared_h2(target);
         loop {
@@ -390,34 +406,15 @@ fn failure_response(name: &str, failure: Failure) -> Response<ProxyBody> {
                 .with_detail("the request's host or target cannot be forwarded"),
             None,
         ),
+        Failure::ClientBody => (
+            Problem::new(StatusCode::BAD_REQUEST)
+                .with_detail("the request body could not be read"),
+            None,
+        ),
     };
     let mut response = problem.into_response().map(ProxyBody::local);
     if let Some(marker) = marker {
         response.extensions_mut().insert(marker);
     }
     response
-}
-#[cfg(test)]
-mod size_probe {
-    #[tokio::test]
-    async fn print_sizes() {
-        let upstream = crate::Upstream::builder("x", ["http://127.0.0.1:1"]).build().unwrap();
-        let request = http::Request::new(http_body_util::Empty::<bytes::Bytes>::new());
-        let fut = super::forward(upstream.inner.clone(), request);
-        eprintln!("forward future: {}", std::mem::size_of_val(&fut));
-        let ex = super::Exchange { upstream: &upstream.inner, upgrade: false, host: None, start: tokio::time::Instant::now() };
-        let req = http::Request::new(crate::body::UpstreamBody::Empty);
-        let t = &upstream.inner.targets[0];
-        eprintln!("send_h2: {}", std::mem::size_of_val(&ex.send_h2(t, http::Request::new(crate::body::UpstreamBody::Empty))));
-        eprintln!("open_h1: {}", std::mem::size_of_val(&crate::pool::open_h1(t, std::time::Duration::from_secs(1), false)));
-        eprintln!("run: {}", std::mem::size_of_val(&ex.run(req, None)));
-        eprintln!("request: {}", std::mem::size_of::<http::Request<crate::body::UpstreamBody>>());
-        eprintln!("sleep: {} align {}", std::mem::size_of::<tokio::time::Sleep>(), std::mem::align_of::<tokio::time::Sleep>());
-        eprintln!("replay: {}", std::mem::size_of::<Option<crate::replay::Replay>>());
-        eprintln!("parts: {}", std::mem::size_of::<http::request::Parts>());
-        eprintln!("forward align: {}", std::mem::align_of_val(&super::forward(upstream.inner.clone(), http::Request::new(http_body_util::Empty::<bytes::Bytes>::new()))));
-        let mut c: Option<crate::pool::H1Sender> = None;
-        if let Some(c) = c.as_mut() { eprintln!("try_send: {}", std::mem::size_of_val(&c.try_send_request(http::Request::new(crate::body::UpstreamBody::Empty)))); }
-        eprintln!("response: {}", std::mem::size_of::<http::Response<crate::body::ProxyBody>>());
-    }
 }

@@ -365,7 +365,11 @@ mod tests {
 
     #[test]
     fn keeps_upgrade_only_when_asked_and_requested() {
-        let upgrade = [("connection", "Upgrade"), ("upgrade", "websocket"), ("host", "a")];
+        let upgrade = [
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("host", "a"),
+        ];
         let mut headers = map(&upgrade);
         let found = strip_hop_by_hop(&mut headers, true);
         assert!(found.upgrade);
@@ -383,7 +387,14 @@ mod tests {
 
     #[test]
     fn formats_addresses() {
-        for ip in ["0.0.0.0", "1.2.3.4", "10.100.200.255", "255.255.255.255", "::1", "2001:db8::ff:1"] {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.100.200.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::ff:1",
+        ] {
             assert_eq!(ip_value(ip.parse().unwrap()), ip);
         }
     }
@@ -432,8 +443,15 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "shop.example"),
         ]);
-        set_forwarding_headers(&mut headers, facts("10.0.0.2", "http", Some("gw")), &trusted);
-        assert_eq!(headers["x-forwarded-for"], "203.0.113.7, 10.1.1.1, 10.0.0.2");
+        set_forwarding_headers(
+            &mut headers,
+            facts("10.0.0.2", "http", Some("gw")),
+            &trusted,
+        );
+        assert_eq!(
+            headers["x-forwarded-for"],
+            "203.0.113.7, 10.1.1.1, 10.0.0.2"
+        );
         assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(headers["x-real-ip"], "203.0.113.7");
         assert_eq!(headers["x-forwarded-proto"], "https");
@@ -449,7 +467,11 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "evil.example"),
         ]);
-        set_forwarding_headers(&mut headers, facts("198.51.100.9", "http", Some("gw.example")), &trusted);
+        set_forwarding_headers(
+            &mut headers,
+            facts("198.51.100.9", "http", Some("gw.example")),
+            &trusted,
+        );
         assert_eq!(headers["x-forwarded-for"], "198.51.100.9");
         assert_eq!(headers["x-real-ip"], "198.51.100.9");
         assert_eq!(headers["x-forwarded-proto"], "http");

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use hyper::client::conn::{http1, http2};
@@ -32,8 +32,9 @@ struct IdleConn {
     since: Instant,
 }
 
-#[derive(Default)]
 struct TargetPool {
+    /// The target, to notice when it is gone (an upstream rebuilt by a config reload).
+    owner: Weak<Target>,
     /// Connections ready for a request, most recently used at the back: taking from the
     /// back reuses warm connections and lets the oldest ones expire at the front.
     idle: VecDeque<IdleConn>,
@@ -68,11 +69,24 @@ thread_local! {
 
 /// Runs `f` on this thread's pool of a target. `None` while the thread is being torn down
 /// (or on re-entry), in which case nothing is pooled.
-fn with_pool<R>(target: &Target, f: impl FnOnce(&mut TargetPool) -> R) -> Option<R> {
+fn with_pool<R>(target: &Arc<Target>, f: impl FnOnce(&mut TargetPool) -> R) -> Option<R> {
     POOLS
         .try_with(|pools| {
             let mut pools = pools.try_borrow_mut().ok()?;
-            Some(f(pools.entry(target.id).or_default()))
+            if !pools.contains_key(&target.id) {
+                // First use of a target on this thread: the time to drop the pools of
+                // targets that no longer exist, and their connections.
+                pools.retain(|_, pool| pool.owner.strong_count() > 0);
+                pools.insert(
+                    target.id,
+                    TargetPool {
+                        owner: Arc::downgrade(target),
+                        idle: VecDeque::new(),
+                        h2: None,
+                    },
+                );
+            }
+            pools.get_mut(&target.id).map(f)
         })
         .ok()
         .flatten()
@@ -80,7 +94,7 @@ fn with_pool<R>(target: &Target, f: impl FnOnce(&mut TargetPool) -> R) -> Option
 
 /// An idle HTTP/1.1 connection of this thread that is ready for a request; closed and
 /// expired ones are dropped on the way.
-pub(crate) fn checkout(target: &Target, now: Instant) -> Option<H1Sender> {
+pub(crate) fn checkout(target: &Arc<Target>, now: Instant) -> Option<H1Sender> {
     with_pool(target, |pool| {
         while let Some(conn) = pool.idle.pop_back() {
             if conn.sender.is_ready()
@@ -95,7 +109,7 @@ pub(crate) fn checkout(target: &Target, now: Instant) -> Option<H1Sender> {
 }
 
 /// Returns an HTTP/1.1 connection whose exchange ended to this thread's pool.
-pub(crate) fn checkin(target: &Target, sender: H1Sender) {
+pub(crate) fn checkin(target: &Arc<Target>, sender: H1Sender) {
     if sender.is_closed() || target.pool.max_idle == 0 {
         return;
     }
@@ -115,7 +129,7 @@ pub(crate) fn checkin(target: &Target, sender: H1Sender) {
 }
 
 /// This thread's HTTP/2 connection to a target, if it is open.
-pub(crate) fn shared_h2(target: &Target) -> Option<H2Sender> {
+pub(crate) fn shared_h2(target: &Arc<Target>) -> Option<H2Sender> {
     with_pool(target, |pool| match &pool.h2 {
         Some(sender) if !sender.is_closed() => Some(sender.clone()),
         _ => {
@@ -127,12 +141,12 @@ pub(crate) fn shared_h2(target: &Target) -> Option<H2Sender> {
 }
 
 /// Makes `sender` this thread's HTTP/2 connection to a target.
-pub(crate) fn share_h2(target: &Target, sender: &H2Sender) {
+pub(crate) fn share_h2(target: &Arc<Target>, sender: &H2Sender) {
     with_pool(target, |pool| pool.h2 = Some(sender.clone()));
 }
 
 /// Forgets this thread's HTTP/2 connection to a target (it could not send).
-pub(crate) fn forget_h2(target: &Target) {
+pub(crate) fn forget_h2(target: &Arc<Target>) {
     with_pool(target, |pool| pool.h2 = None);
 }
 

@@ -246,7 +246,12 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             max_idle: 1,
         };
-        let target = Target::new(1, "http://127.0.0.1:1".parse().unwrap(), settings, Instant::now());
+        let target = Target::new(
+            1,
+            "http://127.0.0.1:1".parse().unwrap(),
+            settings,
+            Instant::now(),
+        );
         assert!(!target.is_ejected());
         target.eject(Duration::from_secs(10));
         assert!(target.is_ejected());

@@ -217,7 +217,9 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("https://x"), "{err}");
-        let err = Upstream::builder("users", Vec::<String>::new()).build().unwrap_err();
+        let err = Upstream::builder("users", Vec::<String>::new())
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("users"), "{err}");
     }
 

@@ -61,7 +61,9 @@ mod tests {
     use super::*;
 
     fn h1(uri: &str, from: &str, to: &str) -> String {
-        upstream_uri(uri.parse().unwrap(), from, to, None).unwrap().to_string()
+        upstream_uri(uri.parse().unwrap(), from, to, None)
+            .unwrap()
+            .to_string()
     }
 
     #[test]

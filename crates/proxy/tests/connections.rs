@@ -70,7 +70,9 @@ async fn least_request_prefers_the_less_loaded_target() {
             });
             // Wait until it is either held by `busy` or answered by `idle`.
             loop {
-                if busy.requests() + idle.requests() == i && (request.is_finished() || busy.requests() > held.len()) {
+                if busy.requests() + idle.requests() == i
+                    && (request.is_finished() || busy.requests() > held.len())
+                {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -84,7 +86,10 @@ async fn least_request_prefers_the_less_loaded_target() {
         // Once `busy` holds a request, `idle` (none in flight) always wins.
         assert!(busy.requests() <= 1, "busy got {}", busy.requests());
         assert_eq!(idle.requests(), 20 - busy.requests());
-        assert_eq!(upstream.targets().map(|t| t.in_flight).sum::<usize>(), held.len());
+        assert_eq!(
+            upstream.targets().map(|t| t.in_flight).sum::<usize>(),
+            held.len()
+        );
 
         release.send(true).unwrap();
         for request in held {
@@ -127,7 +132,10 @@ async fn refusing_target_is_ejected_then_tried_again() {
             text(response).await;
         }
         // Round robin sent one of the two to the dead target again, which ejected it again.
-        assert_eq!(upstream.targets().map(|t| t.ejected).collect::<Vec<_>>(), [true, false]);
+        assert_eq!(
+            upstream.targets().map(|t| t.ejected).collect::<Vec<_>>(),
+            [true, false]
+        );
     })
     .await;
 }
@@ -136,12 +144,20 @@ async fn refusing_target_is_ejected_then_tried_again() {
 async fn only_target_refusing_is_a_502_without_retry_loop() {
     bounded(async {
         let dead = closed_port().await;
-        let upstream = Upstream::builder("users", [format!("http://{dead}")]).build().unwrap();
+        let upstream = Upstream::builder("users", [format!("http://{dead}")])
+            .build()
+            .unwrap();
         let gateway = gateway(Proxy::new(upstream.clone())).await;
-        assert_eq!(send(gateway, get("/")).await.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            send(gateway, get("/")).await.status(),
+            StatusCode::BAD_GATEWAY
+        );
         assert!(!upstream.is_available());
         // Ejected targets are still used when there is nothing else.
-        assert_eq!(send(gateway, get("/")).await.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            send(gateway, get("/")).await.status(),
+            StatusCode::BAD_GATEWAY
+        );
     })
     .await;
 }
@@ -178,7 +194,9 @@ async fn idempotent_request_is_retried_after_a_broken_exchange() {
         let live = echo().await;
         for method in ["GET", "PUT", "DELETE"] {
             // A fresh upstream per method: round robin starts at the black hole.
-            let upstream = Upstream::builder("users", [hole.clone(), live.url()]).build().unwrap();
+            let upstream = Upstream::builder("users", [hole.clone(), live.url()])
+                .build()
+                .unwrap();
             let gateway = gateway(Proxy::new(upstream)).await;
             let request = Request::builder()
                 .method(method)
@@ -203,7 +221,9 @@ async fn request_with_body_or_unsafe_method_is_not_retried() {
         let (hole, swallowed) = black_hole().await;
         let live = echo().await;
         for (method, body) in [("POST", ""), ("PUT", "data")] {
-            let upstream = Upstream::builder("users", [hole.clone(), live.url()]).build().unwrap();
+            let upstream = Upstream::builder("users", [hole.clone(), live.url()])
+                .build()
+                .unwrap();
             let gateway = gateway(Proxy::new(upstream)).await;
             let request = Request::builder()
                 .method(method)
@@ -212,7 +232,11 @@ async fn request_with_body_or_unsafe_method_is_not_retried() {
                 .body(full(body))
                 .unwrap();
             let response = send(gateway, request).await;
-            assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "{method} {body:?}");
+            assert_eq!(
+                response.status(),
+                StatusCode::BAD_GATEWAY,
+                "{method} {body:?}"
+            );
         }
         assert_eq!(swallowed.load(Ordering::SeqCst), 2);
         assert_eq!(live.requests(), 0);
@@ -224,7 +248,10 @@ async fn request_with_body_or_unsafe_method_is_not_retried() {
 async fn connections_are_reused_across_client_connections() {
     bounded(async {
         let echo = echo().await;
-        let gateway = gateway(Proxy::new(Upstream::builder("users", [echo.url()]).build().unwrap())).await;
+        let gateway = gateway(Proxy::new(
+            Upstream::builder("users", [echo.url()]).build().unwrap(),
+        ))
+        .await;
         for _ in 0..5 {
             let mut client = h1_client(gateway).await;
             for _ in 0..4 {
@@ -242,7 +269,10 @@ async fn connections_are_reused_across_client_connections() {
 async fn connections_are_reused_on_a_multi_thread_runtime() {
     bounded(async {
         let echo = echo().await;
-        let gateway = gateway(Proxy::new(Upstream::builder("users", [echo.url()]).build().unwrap())).await;
+        let gateway = gateway(Proxy::new(
+            Upstream::builder("users", [echo.url()]).build().unwrap(),
+        ))
+        .await;
         let clients = (0..4).map(|_| {
             tokio::spawn(async move {
                 let mut client = h1_client(gateway).await;
@@ -259,7 +289,11 @@ async fn connections_are_reused_on_a_multi_thread_runtime() {
         assert_eq!(echo.requests(), 100);
         // Pools are per thread and tasks move between threads, so a few more connections
         // than concurrent clients are opened; most requests still reuse one.
-        assert!(echo.connections() * 4 <= 100, "{} connections", echo.connections());
+        assert!(
+            echo.connections() * 4 <= 100,
+            "{} connections",
+            echo.connections()
+        );
     })
     .await;
 }
@@ -306,7 +340,9 @@ async fn one_shot_server() -> (String, Arc<AtomicUsize>) {
                     }
                 }
                 counter.fetch_add(1, Ordering::SeqCst);
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
             });
         }
     });
@@ -318,7 +354,10 @@ async fn stale_pooled_connections_never_lose_a_request() {
     bounded(async {
         let (url, served) = one_shot_server().await;
         for method in ["GET", "POST"] {
-            let gateway = gateway(Proxy::new(Upstream::builder("users", [url.clone()]).build().unwrap())).await;
+            let gateway = gateway(Proxy::new(
+                Upstream::builder("users", [url.clone()]).build().unwrap(),
+            ))
+            .await;
             let mut client = h1_client(gateway).await;
             for i in 0..10 {
                 let request = Request::builder()
@@ -341,7 +380,10 @@ async fn stale_pooled_connections_never_lose_a_request() {
 async fn response_body_dropped_early_closes_its_connection() {
     bounded(async {
         let big = upstream(|_request: Request<Incoming>| async {
-            Response::new(http_body_util::BodyExt::boxed(Generated::new(8 << 20, 16 << 10)))
+            Response::new(http_body_util::BodyExt::boxed(Generated::new(
+                8 << 20,
+                16 << 10,
+            )))
         })
         .await;
         let upstream = Upstream::builder("users", [big.url()]).build().unwrap();
@@ -349,7 +391,10 @@ async fn response_body_dropped_early_closes_its_connection() {
 
         let response = send(gateway, get("/")).await;
         let mut body = response.into_body();
-        http_body_util::BodyExt::frame(&mut body).await.unwrap().unwrap();
+        http_body_util::BodyExt::frame(&mut body)
+            .await
+            .unwrap()
+            .unwrap();
         drop(body);
         // The lease ends with the proxy's body, once the gateway notices the client left.
         while upstream.targets().any(|t| t.in_flight > 0) {

@@ -50,13 +50,31 @@ async fn hop_by_hop_headers_are_removed_in_both_directions() {
         let response = send(gateway, request).await;
         assert_eq!(response.status(), 200);
         let headers = response.headers().clone();
-        for name in ["connection", "x-resp-secret", "keep-alive", "proxy-connection", "trailer", "upgrade"] {
-            assert!(!headers.contains_key(name), "response kept {name}: {headers:?}");
+        for name in [
+            "connection",
+            "x-resp-secret",
+            "keep-alive",
+            "proxy-connection",
+            "trailer",
+            "upgrade",
+        ] {
+            assert!(
+                !headers.contains_key(name),
+                "response kept {name}: {headers:?}"
+            );
         }
         assert_eq!(headers["x-resp-kept"], "1");
 
         let seen = text(response).await;
-        for name in ["\"connection\"", "\"x-secret\"", "\"keep-alive\"", "\"proxy-connection\"", "\"te\"", "\"trailer\"", "\"upgrade\""] {
+        for name in [
+            "\"connection\"",
+            "\"x-secret\"",
+            "\"keep-alive\"",
+            "\"proxy-connection\"",
+            "\"te\"",
+            "\"trailer\"",
+            "\"upgrade\"",
+        ] {
             assert!(!seen.contains(name), "upstream got {name}: {seen}");
         }
         assert!(seen.contains("\"x-kept\""), "{seen}");
@@ -104,7 +122,10 @@ async fn trusted_proxy_chain_is_extended() {
             .body(empty())
             .unwrap();
         let seen = Echoed::parse(&text(send(gateway, request).await).await);
-        assert_eq!(seen.one("x-forwarded-for"), Some("203.0.113.7, 10.0.0.1, 127.0.0.1"));
+        assert_eq!(
+            seen.one("x-forwarded-for"),
+            Some("203.0.113.7, 10.0.0.1, 127.0.0.1")
+        );
         // 10.0.0.1 is not trusted, so it is the client.
         assert_eq!(seen.one("x-real-ip"), Some("10.0.0.1"));
         assert_eq!(seen.one("x-forwarded-proto"), Some("https"));
@@ -153,7 +174,10 @@ async fn unreachable_upstream_is_a_502_problem() {
         let request = Request::get("/").body(empty()).unwrap();
         let response = proxy.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
         assert_eq!(
             response.extensions().get::<UpstreamFailure>(),
             Some(&UpstreamFailure::Unreachable)
@@ -164,11 +188,17 @@ async fn unreachable_upstream_is_a_502_problem() {
         assert_eq!(json["title"], "Bad Gateway");
         assert!(json["detail"].as_str().unwrap().contains("users"), "{json}");
         let text = String::from_utf8_lossy(&body);
-        assert!(!text.contains("127.0.0.1") && !text.contains(&dead.port().to_string()), "{text}");
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains(&dead.port().to_string()),
+            "{text}"
+        );
 
         // The same over the wire.
         let gateway = gateway(proxy).await;
-        assert_eq!(send(gateway, get("/")).await.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            send(gateway, get("/")).await.status(),
+            StatusCode::BAD_GATEWAY
+        );
     })
     .await;
 }
@@ -191,7 +221,10 @@ async fn slow_upstream_is_a_504_problem() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
         assert_eq!(
             response.extensions().get::<UpstreamFailure>(),
             Some(&UpstreamFailure::Timeout)
@@ -208,11 +241,14 @@ async fn http2_client_reaches_an_http1_upstream() {
         let echo = echo().await;
         let gateway = gateway(proxy_to(echo.url())).await;
         let stream = tokio::net::TcpStream::connect(gateway).await.unwrap();
-        let (mut client, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
+        let (mut client, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
         tokio::spawn(conn);
-        let request = Request::get("http://gateway.test/h2/path?q=1").body(empty()).unwrap();
+        let request = Request::get("http://gateway.test/h2/path?q=1")
+            .body(empty())
+            .unwrap();
         let response = client.send_request(request).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.version(), http::Version::HTTP_2);
@@ -265,6 +301,33 @@ async fn h2c_upstream_multiplexes_one_connection() {
         }
         assert_eq!(echo.requests(), 21);
         assert_eq!(echo.connections(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn h2c_upstream_gets_the_client_host_as_authority_when_preserved() {
+    bounded(async {
+        let echo = echo().await;
+        let upstream = Upstream::builder("grpc", [echo.url()])
+            .h2c(true)
+            .preserve_host(true)
+            .build()
+            .unwrap();
+        let proxy = Proxy::new(upstream);
+        let response = proxy.clone().oneshot(get("/m")).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let seen = Echoed::parse(std::str::from_utf8(&body).unwrap());
+        assert_eq!(seen.request_line, "GET http://gateway.test/m HTTP/2.0");
+
+        // A Host that cannot be an authority is the client's mistake, not the upstream's.
+        let request = Request::get("/m")
+            .header("host", "not a host")
+            .body(empty())
+            .unwrap();
+        let response = proxy.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.extensions().get::<UpstreamFailure>().is_none());
     })
     .await;
 }

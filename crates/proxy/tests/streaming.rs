@@ -48,10 +48,9 @@ async fn large_upload_streams_through() {
 #[tokio::test]
 async fn large_download_streams_through() {
     bounded(async {
-        let source = upstream(|_request| async {
-            Response::new(Generated::new(LARGE, 256 << 10).boxed())
-        })
-        .await;
+        let source =
+            upstream(|_request| async { Response::new(Generated::new(LARGE, 256 << 10).boxed()) })
+                .await;
         let gateway = gateway(proxy_to(source.url())).await;
         let response = send(gateway, get("/download")).await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -114,7 +113,10 @@ async fn request_chunks_arrive_before_the_request_ends() {
         .await;
         let gateway = gateway(proxy_to(sink.url())).await;
         let (tx, body) = ChannelBody::new();
-        let request = Request::post("/").header("host", "gateway.test").body(body.boxed()).unwrap();
+        let request = Request::post("/")
+            .header("host", "gateway.test")
+            .body(body.boxed())
+            .unwrap();
         let response = tokio::spawn(async move { send(gateway, request).await });
         tx.send(Bytes::from_static(b"first")).await.unwrap();
         assert_eq!(first_arrived.await.unwrap(), "first");
@@ -132,7 +134,13 @@ async fn request_chunks_arrive_before_the_request_ends() {
 async fn response_timeout_counts_from_the_end_of_the_upload() {
     bounded(async {
         let sink = upstream(|request: Request<Incoming>| async move {
-            let len = request.into_body().collect().await.unwrap().to_bytes().len();
+            let len = request
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .len();
             Response::new(full(len.to_string()))
         })
         .await;
@@ -143,7 +151,10 @@ async fn response_timeout_counts_from_the_end_of_the_upload() {
             .unwrap();
         let proxy = Proxy::new(upstream);
         let (tx, body) = ChannelBody::new();
-        let request = Request::post("/").header("host", "gateway.test").body(body.boxed()).unwrap();
+        let request = Request::post("/")
+            .header("host", "gateway.test")
+            .body(body.boxed())
+            .unwrap();
         let response = tokio::spawn(tower::Service::call(&mut proxy.clone(), request));
         for _ in 0..4 {
             tx.send(Bytes::from_static(b"12345")).await.unwrap();
@@ -152,7 +163,10 @@ async fn response_timeout_counts_from_the_end_of_the_upload() {
         drop(tx);
         let response = response.await.unwrap().unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "20");
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "20"
+        );
     })
     .await;
 }

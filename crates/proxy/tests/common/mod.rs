@@ -36,7 +36,9 @@ pub async fn bounded<F: Future>(future: F) -> F::Output {
 }
 
 pub fn full(body: impl Into<Bytes>) -> TestBody {
-    Full::new(body.into()).map_err(|never| match never {}).boxed()
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 pub fn empty() -> TestBody {
@@ -104,10 +106,18 @@ where
 pub async fn echo() -> UpstreamServer {
     upstream(|request: Request<Incoming>| async move {
         let (parts, body) = request.into_parts();
-        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let mut text = format!("{} {} {:?}\n", parts.method, parts.uri, parts.version);
         for (name, value) in &parts.headers {
-            text.push_str(&format!("{}: {}\n", name, String::from_utf8_lossy(value.as_bytes())));
+            text.push_str(&format!(
+                "{}: {}\n",
+                name,
+                String::from_utf8_lossy(value.as_bytes())
+            ));
         }
         text.push_str(&format!("body-length: {}\n", body.len()));
         Response::builder()
@@ -132,7 +142,10 @@ impl Echoed {
             .filter_map(|line| line.split_once(": "))
             .map(|(n, v)| (n.to_owned(), v.to_owned()))
             .collect();
-        Self { request_line, headers }
+        Self {
+            request_line,
+            headers,
+        }
     }
 
     pub fn all(&self, name: &str) -> Vec<&str> {
@@ -195,7 +208,10 @@ pub async fn send(addr: SocketAddr, request: Request<TestBody>) -> Response<Inco
 }
 
 pub fn get(path: &str) -> Request<TestBody> {
-    Request::get(path).header("host", "gateway.test").body(empty()).unwrap()
+    Request::get(path)
+        .header("host", "gateway.test")
+        .body(empty())
+        .unwrap()
 }
 
 pub async fn text(response: Response<Incoming>) -> String {
@@ -229,7 +245,9 @@ impl Body for ChannelBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.rx.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+        self.rx
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
     }
 }
 
@@ -298,12 +316,18 @@ where
     let mut offset = 0u64;
     let mut frames = 0;
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.unwrap().into_data() else { continue };
+        let Ok(data) = frame.unwrap().into_data() else {
+            continue;
+        };
         let mut rest = &data[..];
         while !rest.is_empty() {
             let start = (offset % 251) as usize;
             let n = rest.len().min(1 << 20);
-            assert_eq!(&rest[..n], &expected[start..start + n], "mismatch at offset {offset}");
+            assert_eq!(
+                &rest[..n],
+                &expected[start..start + n],
+                "mismatch at offset {offset}"
+            );
             rest = &rest[n..];
             offset += n as u64;
         }
