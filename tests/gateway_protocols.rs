@@ -148,3 +148,28 @@ async fn huge_heads_get_431_and_slow_heads_are_cut_off() {
     assert!(!rest.starts_with(b"HTTP/1.1 200"));
     assert_eq!(upstream.requests(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_style_trailers_pass_end_to_end_over_h2c() {
+    let upstream = Upstream::start("grpc").await;
+    let gw = TestGateway::start(&config(&format!(
+        "[upstreams.grpc]\ntargets = [\"{}\"]\nh2c = true\n[[routes]]\npath = \"/\"\nupstream = \"grpc\"\n",
+        upstream.url()
+    )));
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let request = Request::post(format!("http://{}/pkg.Service/grpc", gw.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(b"\x00\x00\x00\x00\x00")))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/grpc");
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("trailers reached the client");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["x-request-te"], "trailers", "TE: trailers reached the h2 upstream");
+    assert_eq!(&collected.to_bytes()[..], b"\x00\x00\x00\x00\x02hi");
+}

@@ -408,3 +408,50 @@ async fn response_body_dropped_early_closes_its_connection() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn pooled_connections_of_a_dropped_upstream_are_closed() {
+    bounded(async {
+        // A server that counts the connections it saw closed.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let closed = Arc::new(AtomicUsize::new(0));
+        let counter = closed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {
+                                let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                                if stream.write_all(reply).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let old = Proxy::new(Upstream::builder("users", [url.clone()]).build().unwrap());
+        let response = tower::ServiceExt::oneshot(old, get("/")).await.unwrap();
+        assert_eq!(text_of(response).await, "ok");
+        // The old upstream is gone (a config reload); its idle connection is still pooled.
+        let new = Proxy::new(Upstream::builder("users", [url]).build().unwrap());
+        let response = tower::ServiceExt::oneshot(new, get("/")).await.unwrap();
+        assert_eq!(text_of(response).await, "ok");
+        while closed.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+}
+
+async fn text_of(response: Response<gateway_proxy::ProxyBody>) -> String {
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap();
+    String::from_utf8(body.to_bytes().to_vec()).unwrap()
+}

@@ -129,6 +129,45 @@ async fn request_chunks_arrive_before_the_request_ends() {
     .await;
 }
 
+/// A body that fails after its first chunk.
+struct Failing(bool);
+
+impl http_body::Body for Failing {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let first = !std::mem::replace(&mut self.0, true);
+        std::task::Poll::Ready(Some(if first {
+            Ok(http_body::Frame::data(Bytes::from_static(b"first")))
+        } else {
+            Err("client went away".into())
+        }))
+    }
+}
+
+#[tokio::test]
+async fn broken_upload_is_the_clients_fault_not_the_upstreams() {
+    bounded(async {
+        let sink = upstream(|request: Request<Incoming>| async move {
+            let _ = request.into_body().collect().await;
+            Response::new(full("unreachable"))
+        })
+        .await;
+        let request = Request::post("/")
+            .header("host", "gateway.test")
+            .body(Failing(false))
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(proxy_to(sink.url()), request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.extensions().get::<gateway_core::UpstreamFailure>().is_none());
+    })
+    .await;
+}
+
 /// A long upload does not count against the response timeout; the time after it does.
 #[tokio::test(start_paused = true)]
 async fn response_timeout_counts_from_the_end_of_the_upload() {
