@@ -164,13 +164,6 @@ fn headers(c: &mut Criterion) {
         .request(static_rules)
         .response(response_rules);
 
-    let only = |req: HeaderRules, res: HeaderRules| HeadersLayer::new().request(req).response(res).layer(bare());
-    let b = HeaderRules::builder;
-    bench(c, "x_empty", only(HeaderRules::default(), HeaderRules::default()));
-    bench(c, "x_req_remove", only(b().remove("Cookie").build().unwrap(), HeaderRules::default()));
-    bench(c, "x_req_set", only(b().set("X-Source", "gateway").build().unwrap(), HeaderRules::default()));
-    bench(c, "x_req_ip", only(b().set("X-Client-IP", "{client_ip}").build().unwrap(), HeaderRules::default()));
-    bench(c, "x_res_set", only(HeaderRules::default(), b().set("X-Gateway", "gateway").build().unwrap()));
     bench(c, "4_ops_1_template", four_ops.layer(bare()));
     bench(c, "4_ops_static", four_static.layer(bare()));
     bench(c, "request_id", RequestIdLayer::new().layer(bare()));

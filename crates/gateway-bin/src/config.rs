@@ -344,7 +344,9 @@ impl Config {
                 ));
             }
         }
-        let mut seen: BTreeMap<String, Vec<(usize, Option<&[Method]>)>> = BTreeMap::new();
+        // Routes seen so far by normalized prefix: index and methods.
+        type Seen<'a> = BTreeMap<String, Vec<(usize, Option<&'a [Method]>)>>;
+        let mut seen: Seen<'_> = BTreeMap::new();
         for (index, route) in self.routes.iter().enumerate() {
             let field = |key: &str| format!("routes[{index}].{key}");
             let prefix = normalize_route_prefix(route.path.get_ref())

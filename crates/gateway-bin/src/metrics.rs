@@ -185,15 +185,25 @@ pub struct Registry {
     reloads_failed: AtomicU64,
 }
 
+/// One upstream's circuit breaker at scrape time.
+#[derive(Clone, Debug)]
+pub struct Circuit {
+    /// The upstream's name.
+    pub upstream: String,
+    /// The state as a number: 0 closed, 1 half-open, 2 open.
+    pub state: u8,
+    /// Transitions so far, by the state entered.
+    pub transitions: Vec<(&'static str, u64)>,
+}
+
 /// Values read at scrape time from their owners.
 pub struct Snapshot<'a> {
     /// `gateway_active_connections`.
     pub active_connections: i64,
     /// `gateway_ratelimit_backend_errors_total`.
     pub ratelimit_backend_errors: u64,
-    /// Per upstream: name, circuit state as a number (0 closed, 1 half-open, 2 open) and
-    /// transitions by target state name.
-    pub circuits: Vec<(&'a str, u8, Vec<(&'static str, u64)>)>,
+    /// The circuit breakers, by upstream.
+    pub circuits: &'a [Circuit],
 }
 
 impl Registry {
@@ -280,13 +290,14 @@ impl Registry {
             let _ = writeln!(out, "gateway_auth_failures_total{{reason=\"{reason}\"}} {count}");
         }
         out.push_str("# HELP gateway_circuit_state Circuit breaker state by upstream: 0 closed, 1 half-open, 2 open.\n# TYPE gateway_circuit_state gauge\n");
-        for (upstream, state, _) in &snapshot.circuits {
-            let _ = writeln!(out, "gateway_circuit_state{{upstream=\"{}\"}} {state}", escape(upstream));
+        for circuit in snapshot.circuits {
+            let _ = writeln!(out, "gateway_circuit_state{{upstream=\"{}\"}} {}", escape(&circuit.upstream), circuit.state);
         }
         out.push_str("# HELP gateway_circuit_transitions_total Circuit breaker transitions, by upstream and new state.\n# TYPE gateway_circuit_transitions_total counter\n");
-        for (upstream, _, transitions) in &snapshot.circuits {
-            for (to, count) in transitions {
-                let _ = writeln!(out, "gateway_circuit_transitions_total{{upstream=\"{}\",to=\"{to}\"}} {count}", escape(upstream));
+        for circuit in snapshot.circuits {
+            for (to, count) in &circuit.transitions {
+                let upstream = escape(&circuit.upstream);
+                let _ = writeln!(out, "gateway_circuit_transitions_total{{upstream=\"{upstream}\",to=\"{to}\"}} {count}");
             }
         }
         let _ = writeln!(
@@ -313,7 +324,7 @@ mod tests {
     use super::*;
 
     fn empty() -> Snapshot<'static> {
-        Snapshot { active_connections: 0, ratelimit_backend_errors: 0, circuits: Vec::new() }
+        Snapshot { active_connections: 0, ratelimit_backend_errors: 0, circuits: &[] }
     }
 
     #[test]

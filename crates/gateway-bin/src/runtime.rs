@@ -79,7 +79,7 @@ impl AdminSource for State {
         let snapshot = Snapshot {
             active_connections: self.gauge.get(),
             ratelimit_backend_errors: loaded.generation.ratelimit_backend_errors(),
-            circuits: circuits.iter().map(|(name, state, transitions)| (name.as_str(), *state, transitions.clone())).collect(),
+            circuits: &circuits,
         };
         self.registry.render(&snapshot)
     }

@@ -189,7 +189,7 @@ impl Generation {
     }
 
     /// Circuit state and transitions per upstream with a breaker, for `/metrics`.
-    pub fn circuits(&self) -> Vec<(String, u8, Vec<(&'static str, u64)>)> {
+    pub fn circuits(&self) -> Vec<crate::metrics::Circuit> {
         use gateway_breaker::BreakerState;
         self.upstreams
             .iter()
@@ -205,7 +205,7 @@ impl Generation {
                     .into_iter()
                     .map(|to| (to.as_str(), metrics.transitions_to(to)))
                     .collect();
-                Some((name.clone(), state, transitions))
+                Some(crate::metrics::Circuit { upstream: name.clone(), state, transitions })
             })
             .collect()
     }
