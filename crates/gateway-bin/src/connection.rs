@@ -119,7 +119,7 @@ where
             method: std::mem::take(this.method),
             uri: std::mem::take(this.uri),
             status: response.status().as_u16(),
-            request_id: response.headers().get("x-request-id").cloned(),
+            request_id: response.extensions_mut().remove::<gateway_core::RequestId>().map(|id| id.0),
             observed,
             bytes: 0,
             access_log: *this.access_log,

@@ -392,7 +392,8 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
     }));
     let with_headers = response_rules(global_response, dispatch);
     let front = match request_id {
-        Some(layer) => Either::Left(layer.layer(with_headers)),
+        // The access log reads the id from the response extensions, whatever the header.
+        Some(layer) => Either::Left(layer.response_extension(true).layer(with_headers)),
         None => Either::Right(with_headers),
     };
     let tls = config.server.tls.as_ref().map(crate::tls::acceptor).transpose()?;

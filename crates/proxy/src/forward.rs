@@ -407,8 +407,7 @@ fn failure_response(name: &str, failure: Failure) -> Response<ProxyBody> {
             None,
         ),
         Failure::ClientBody => (
-            Problem::new(StatusCode::BAD_REQUEST)
-                .with_detail("the request body could not be read"),
+            Problem::new(StatusCode::BAD_REQUEST).with_detail("the request body could not be read"),
             None,
         ),
     };

@@ -76,7 +76,7 @@ fn with_pool<R>(target: &Arc<Target>, f: impl FnOnce(&mut TargetPool) -> R) -> O
             if !pools.contains_key(&target.id) {
                 // First use of a target on this thread: the time to drop the pools of
                 // targets that no longer exist, and their connections.
-                // mutated
+                pools.retain(|_, pool| pool.owner.strong_count() > 0);
                 pools.insert(
                     target.id,
                     TargetPool {

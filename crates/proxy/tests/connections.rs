@@ -452,6 +452,8 @@ async fn pooled_connections_of_a_dropped_upstream_are_closed() {
 }
 
 async fn text_of(response: Response<gateway_proxy::ProxyBody>) -> String {
-    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap();
     String::from_utf8(body.to_bytes().to_vec()).unwrap()
 }

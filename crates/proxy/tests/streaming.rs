@@ -161,9 +161,16 @@ async fn broken_upload_is_the_clients_fault_not_the_upstreams() {
             .header("host", "gateway.test")
             .body(Failing(false))
             .unwrap();
-        let response = tower::ServiceExt::oneshot(proxy_to(sink.url()), request).await.unwrap();
+        let response = tower::ServiceExt::oneshot(proxy_to(sink.url()), request)
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        assert!(response.extensions().get::<gateway_core::UpstreamFailure>().is_none());
+        assert!(
+            response
+                .extensions()
+                .get::<gateway_core::UpstreamFailure>()
+                .is_none()
+        );
     })
     .await;
 }
