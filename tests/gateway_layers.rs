@@ -198,3 +198,26 @@ async fn header_rules_apply_to_requests_responses_and_gateway_errors() {
     assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
     assert_eq!(parts.headers["x-gateway"], "gateway");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_header_cannot_strip_identity_headers() {
+    let upstream = Upstream::start("app").await;
+    let dir = TempDir::new();
+    let gw = TestGateway::start(&config(&format!(
+        "{jwt}[upstreams.app]\ntargets = [\"{url}\"]\n[[routes]]\npath = \"/private\"\nupstream = \"app\"\nauth = \"required\"\n\
+         [routes.request_headers]\nset = {{ \"X-Source\" = \"gateway\" }}\n",
+        jwt = jwt_section(&dir),
+        url = upstream.url()
+    )));
+    let alice = token(json!({"user_id": "alice", "role": "user"}));
+    let (parts, body) = send(get_with(
+        &gw.url("/private"),
+        &[("authorization", &format!("Bearer {alice}")), ("connection", "x-user-id, x-user-role, x-source")],
+    ))
+    .await;
+    assert_eq!(parts.status, StatusCode::OK);
+    let headers = &json(&body)["headers"];
+    assert_eq!(headers["x-user-id"], json!(["alice"]));
+    assert_eq!(headers["x-user-role"], json!(["user"]));
+    assert_eq!(headers["x-source"], json!(["gateway"]));
+}

@@ -134,6 +134,18 @@ where
             }
         }
 
+        // Hop-by-hop headers go before any layer runs: a client listing an identity header in
+        // `Connection` must not be able to make the proxy strip what the auth layer set. What
+        // the proxy still needs (an upgrade, gRPC's `TE: trailers`) is put back in its
+        // canonical form.
+        let hop = gateway_proxy::headers::strip_hop_by_hop(request.headers_mut(), true);
+        if hop.upgrade {
+            request.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        if hop.te_trailers {
+            request.headers_mut().insert(http::header::TE, HeaderValue::from_static("trailers"));
+        }
+
         if routes.traceparent {
             crate::traceparent::ensure(request.headers_mut());
         }

@@ -125,6 +125,7 @@ impl UpstreamBuilder {
 
     /// Time allowed until the response headers arrive, counted from the request (or from
     /// the end of its body, for uploads that take longer); 504 on expiry (default 30 s).
+    /// `Duration::MAX` sets no timer at all, for stacks whose outer timeout suffices.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
