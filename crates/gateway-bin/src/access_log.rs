@@ -247,8 +247,17 @@ fn push_millis(out: &mut Vec<u8>, duration: Duration) {
 
 /// Writes `text` so that it cannot end the line or the quoted value early: quotes,
 /// backslashes and control characters are escaped (JSON rules, which text lines share).
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+}
+
 fn push_escaped(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
+    // Paths and ids almost never need escaping: one branch-free scan, then one copy.
+    if !bytes.iter().fold(false, |any, &b| any | needs_escape(b)) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut clean_from = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {

@@ -50,6 +50,9 @@ pub struct Routes<S> {
     pub registry: Arc<crate::metrics::Registry>,
     /// `[server].traceparent`.
     pub traceparent: bool,
+    /// Identity headers removed from every request when no auth layer does it (no `[jwt]`):
+    /// upstreams must never see a client-made identity.
+    pub strip_identity: Vec<http::HeaderName>,
 }
 
 /// Routes requests to their route's stack.
@@ -146,6 +149,9 @@ where
             request.headers_mut().insert(http::header::TE, HeaderValue::from_static("trailers"));
         }
 
+        for name in &routes.strip_identity {
+            request.headers_mut().remove(name);
+        }
         if routes.traceparent {
             crate::traceparent::ensure(request.headers_mut());
         }

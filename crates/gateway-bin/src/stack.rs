@@ -389,6 +389,11 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
         unmatched: registry.route(UNMATCHED_ROUTE, ""),
         registry: registry.clone(),
         traceparent: config.server.traceparent,
+        // With `[jwt]`, the auth layer strips (and sets) the forwarded identity headers.
+        strip_identity: match &config.jwt {
+            Some(_) => Vec::new(),
+            None => vec![http::HeaderName::from_static("x-user-id"), http::HeaderName::from_static("x-user-role")],
+        },
     }));
     let with_headers = response_rules(global_response, dispatch);
     let front = match request_id {
