@@ -18,7 +18,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
 async fn demo_upstream() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -26,7 +28,10 @@ async fn demo_upstream() -> String {
                 let text = format!("upstream saw {} {}\n", request.method(), request.uri());
                 Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(text))))
             });
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
         }
     });
     format!("http://{addr}")
@@ -45,7 +50,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let proxy = Proxy::new(upstream);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await?;
-    println!("proxying http://{} -> {target}; try: curl -i http://{}/hello", listener.local_addr()?, listener.local_addr()?);
+    println!(
+        "proxying http://{} -> {target}; try: curl -i http://{}/hello",
+        listener.local_addr()?,
+        listener.local_addr()?
+    );
     loop {
         let (stream, peer) = listener.accept().await?;
         let proxy = proxy.clone();

@@ -146,15 +146,16 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let secret_file = dir.join("jwt-secret");
     std::fs::write(&secret_file, SECRET)?;
     let config_path = dir.join("gateway.toml");
-    let start =
-        |port: u16, admin_port: u16| -> Result<RunningGateway, Box<dyn std::error::Error + Send + Sync>> {
-            std::fs::write(
-                &config_path,
-                config(upstream, port, admin_port, &secret_file),
-            )?;
-            let config = Config::load(&config_path)?;
-            Ok(RunningGateway::start(config, Some(config_path.clone()))?)
-        };
+    let start = |port: u16,
+                 admin_port: u16|
+     -> Result<RunningGateway, Box<dyn std::error::Error + Send + Sync>> {
+        std::fs::write(
+            &config_path,
+            config(upstream, port, admin_port, &secret_file),
+        )?;
+        let config = Config::load(&config_path)?;
+        Ok(RunningGateway::start(config, Some(config_path.clone()))?)
+    };
     // Prefer the well-known ports; fall back to free ones when they are taken.
     let gateway = start(port, 9901).or_else(|error| {
         eprintln!("ports {port}/9901 unavailable ({error}); using free ports");

@@ -14,14 +14,26 @@ use support::{TempDir, TestGateway, config, get, json, send};
 const SECRET: &str = "end-to-end-test-secret-0123456789abcdef";
 
 fn token(claims: serde_json::Value) -> String {
-    let serde_json::Value::Object(claims) = claims else { unreachable!() };
-    gateway::auth::mint_hs256(SECRET.as_bytes(), claims, Duration::from_secs(600), Some("api-gateway"), None).unwrap()
+    let serde_json::Value::Object(claims) = claims else {
+        unreachable!()
+    };
+    gateway::auth::mint_hs256(
+        SECRET.as_bytes(),
+        claims,
+        Duration::from_secs(600),
+        Some("api-gateway"),
+        None,
+    )
+    .unwrap()
 }
 
 fn jwt_section(dir: &TempDir) -> String {
     let secret = dir.path.join("secret");
     std::fs::write(&secret, SECRET).unwrap();
-    format!("[jwt]\nalgorithms = [\"HS256\"]\nsecret_file = \"{}\"\nissuer = \"api-gateway\"\n\n", secret.display())
+    format!(
+        "[jwt]\nalgorithms = [\"HS256\"]\nsecret_file = \"{}\"\nissuer = \"api-gateway\"\n\n",
+        secret.display()
+    )
 }
 
 fn get_with(url: &str, headers: &[(&str, &str)]) -> Request<Full<bytes::Bytes>> {
@@ -52,17 +64,33 @@ async fn auth_modes_roles_and_identity_headers() {
     // Required: no token is 401 without an error code; a bad one says why.
     let (parts, body) = get(&gw.url("/private/x")).await;
     assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(parts.headers["www-authenticate"], "Bearer realm=\"gateway\"");
+    assert_eq!(
+        parts.headers["www-authenticate"],
+        "Bearer realm=\"gateway\""
+    );
     assert_eq!(json(&body)["status"], 401);
     let tampered = format!("{}x", &alice[..alice.len() - 1]);
-    let (parts, _) = send(get_with(&gw.url("/private/x"), &[("authorization", &bearer(&tampered))])).await;
+    let (parts, _) = send(get_with(
+        &gw.url("/private/x"),
+        &[("authorization", &bearer(&tampered))],
+    ))
+    .await;
     assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
-    assert!(parts.headers["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
+    assert!(
+        parts.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
 
     // A valid token reaches the upstream with the identity headers, and spoofed copies are gone.
     let (parts, body) = send(get_with(
         &gw.url("/private/x"),
-        &[("authorization", &bearer(&alice)), ("x-user-id", "mallory"), ("x-user-role", "admin")],
+        &[
+            ("authorization", &bearer(&alice)),
+            ("x-user-id", "mallory"),
+            ("x-user-role", "admin"),
+        ],
     ))
     .await;
     assert_eq!(parts.status, StatusCode::OK);
@@ -71,10 +99,23 @@ async fn auth_modes_roles_and_identity_headers() {
     assert_eq!(headers["x-user-role"], json!(["user"]));
 
     // Roles.
-    let (parts, _) = send(get_with(&gw.url("/admin"), &[("authorization", &bearer(&alice))])).await;
+    let (parts, _) = send(get_with(
+        &gw.url("/admin"),
+        &[("authorization", &bearer(&alice))],
+    ))
+    .await;
     assert_eq!(parts.status, StatusCode::FORBIDDEN);
-    assert!(parts.headers["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
-    let (parts, body) = send(get_with(&gw.url("/admin"), &[("authorization", &bearer(&root))])).await;
+    assert!(
+        parts.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    let (parts, body) = send(get_with(
+        &gw.url("/admin"),
+        &[("authorization", &bearer(&root))],
+    ))
+    .await;
     assert_eq!(parts.status, StatusCode::OK);
     assert_eq!(json(&body)["headers"]["x-user-id"], json!(["root"]));
 
@@ -82,14 +123,25 @@ async fn auth_modes_roles_and_identity_headers() {
     let (parts, body) = send(get_with(&gw.url("/maybe"), &[("x-user-id", "mallory")])).await;
     assert_eq!(parts.status, StatusCode::OK);
     assert!(json(&body)["headers"].get("x-user-id").is_none());
-    let (parts, _) = send(get_with(&gw.url("/maybe"), &[("authorization", "Bearer not.a.token")])).await;
+    let (parts, _) = send(get_with(
+        &gw.url("/maybe"),
+        &[("authorization", "Bearer not.a.token")],
+    ))
+    .await;
     assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
 
     // No auth on the route: spoofed identity headers are still removed.
-    let (parts, body) = send(get_with(&gw.url("/open"), &[("x-user-id", "mallory"), ("x-user-role", "admin")])).await;
+    let (parts, body) = send(get_with(
+        &gw.url("/open"),
+        &[("x-user-id", "mallory"), ("x-user-role", "admin")],
+    ))
+    .await;
     assert_eq!(parts.status, StatusCode::OK);
     let headers = &json(&body)["headers"];
-    assert!(headers.get("x-user-id").is_none() && headers.get("x-user-role").is_none(), "{headers}");
+    assert!(
+        headers.get("x-user-id").is_none() && headers.get("x-user-role").is_none(),
+        "{headers}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,18 +163,28 @@ async fn rate_limit_counts_exactly_per_key_and_per_route() {
         let parts = hit("a").await;
         assert_eq!(parts.status, StatusCode::OK);
         assert_eq!(parts.headers["x-ratelimit-limit"], "5");
-        assert_eq!(parts.headers["x-ratelimit-remaining"], expected_remaining.to_string().as_str());
+        assert_eq!(
+            parts.headers["x-ratelimit-remaining"],
+            expected_remaining.to_string().as_str()
+        );
         assert!(parts.headers.contains_key("ratelimit-policy"));
     }
     let refused = hit("a").await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=3600).contains(&retry_after));
     // Another key has its own budget; another route its own limiter.
     assert_eq!(hit("b").await.status, StatusCode::OK);
     assert_eq!(get(&gw.url("/other")).await.0.status, StatusCode::OK);
     assert_eq!(get(&gw.url("/other")).await.0.status, StatusCode::OK);
-    assert_eq!(get(&gw.url("/other")).await.0.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        get(&gw.url("/other")).await.0.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     assert_eq!(upstream.requests(), 5 + 1 + 2);
 }
 
@@ -138,9 +200,15 @@ async fn breaker_opens_per_upstream_and_recovers() {
         flaky.url(),
         steady.url()
     )));
-    flaky.seen.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+    flaky
+        .seen
+        .failing
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     for _ in 0..3 {
-        assert_eq!(get(&gw.url("/flaky")).await.0.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            get(&gw.url("/flaky")).await.0.status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
     // Open: refused at once, the upstream sees nothing, other upstreams are unaffected.
     let seen = flaky.requests();
@@ -151,7 +219,10 @@ async fn breaker_opens_per_upstream_and_recovers() {
     assert_eq!(flaky.requests(), seen);
     assert_eq!(get(&gw.url("/steady")).await.0.status, StatusCode::OK);
     // Healed: after open_for the probe succeeds and the circuit closes.
-    flaky.seen.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    flaky
+        .seen
+        .failing
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(get(&gw.url("/flaky")).await.0.status, StatusCode::OK);
     assert_eq!(get(&gw.url("/flaky")).await.0.status, StatusCode::OK);
@@ -174,7 +245,10 @@ async fn header_rules_apply_to_requests_responses_and_gateway_errors() {
     let alice = token(json!({"user_id": "alice"}));
     let (parts, body) = send(get_with(
         &gw.url("/app/x?y=1"),
-        &[("cookie", "session=secret"), ("authorization", &format!("Bearer {alice}"))],
+        &[
+            ("cookie", "session=secret"),
+            ("authorization", &format!("Bearer {alice}")),
+        ],
     ))
     .await;
     assert_eq!(parts.status, StatusCode::OK);
@@ -183,18 +257,29 @@ async fn header_rules_apply_to_requests_responses_and_gateway_errors() {
     assert_eq!(headers["x-caller"], json!(["alice"]));
     assert_eq!(headers["x-route-path"], json!(["GET /app/x"]));
     assert!(headers.get("cookie").is_none());
-    assert!(headers["x-request-id"][0].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(
+        headers["x-request-id"][0]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
     assert_eq!(parts.headers["x-gateway"], "gateway");
     assert_eq!(parts.headers["x-client"], "127.0.0.1");
     assert!(parts.headers.get("server").is_none(), "{:?}", parts.headers);
-    assert_eq!(parts.headers["x-request-id"].to_str().unwrap(), headers["x-request-id"][0].as_str().unwrap());
+    assert_eq!(
+        parts.headers["x-request-id"].to_str().unwrap(),
+        headers["x-request-id"][0].as_str().unwrap()
+    );
 
     // The gateway's own error responses get the global rules too.
     let (parts, _) = get(&gw.url("/missing")).await;
     assert_eq!(parts.status, StatusCode::NOT_FOUND);
     assert_eq!(parts.headers["x-gateway"], "gateway");
     assert!(parts.headers.contains_key("x-request-id"));
-    let (parts, _) = send(get_with(&gw.url("/app"), &[("authorization", "Bearer bad")])).await;
+    let (parts, _) = send(get_with(
+        &gw.url("/app"),
+        &[("authorization", "Bearer bad")],
+    ))
+    .await;
     assert_eq!(parts.status, StatusCode::UNAUTHORIZED);
     assert_eq!(parts.headers["x-gateway"], "gateway");
 }
@@ -212,7 +297,10 @@ async fn connection_header_cannot_strip_identity_headers() {
     let alice = token(json!({"user_id": "alice", "role": "user"}));
     let (parts, body) = send(get_with(
         &gw.url("/private"),
-        &[("authorization", &format!("Bearer {alice}")), ("connection", "x-user-id, x-user-role, x-source")],
+        &[
+            ("authorization", &format!("Bearer {alice}")),
+            ("connection", "x-user-id, x-user-role, x-source"),
+        ],
     ))
     .await;
     assert_eq!(parts.status, StatusCode::OK);

@@ -17,7 +17,8 @@ fn with_admin(rest: &str) -> String {
 }
 
 fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +37,10 @@ async fn admin_reports_health_readiness_and_exact_metrics() {
     assert_eq!(parts.status, StatusCode::OK);
     let ready = json(&body);
     assert_eq!(ready["upstreams"]["app"]["circuit_breaker"], "closed");
-    assert_eq!(ready["upstreams"]["app"]["targets"][0]["url"], upstream.url());
+    assert_eq!(
+        ready["upstreams"]["app"]["targets"][0]["url"],
+        upstream.url()
+    );
     assert_eq!(ready["config"]["version"], 1);
 
     for _ in 0..4 {
@@ -46,15 +50,65 @@ async fn admin_reports_health_readiness_and_exact_metrics() {
     get(&gw.url("/nowhere")).await;
     let (_, body) = get(&format!("http://{admin}/metrics")).await;
     let text = String::from_utf8(body.to_vec()).unwrap();
-    assert_eq!(metric(&text, "gateway_requests_total{route=\"users\",method=\"GET\",status=\"200\"}"), Some(3.0), "{text}");
-    assert_eq!(metric(&text, "gateway_requests_total{route=\"users\",method=\"GET\",status=\"429\"}"), Some(2.0), "{text}");
-    assert_eq!(metric(&text, "gateway_requests_total{route=\"_unmatched\",method=\"GET\",status=\"404\"}"), Some(1.0));
-    assert_eq!(metric(&text, "gateway_ratelimit_decisions_total{route=\"users\",decision=\"allowed\"}"), Some(3.0));
-    assert_eq!(metric(&text, "gateway_ratelimit_decisions_total{route=\"users\",decision=\"limited\"}"), Some(2.0));
-    assert_eq!(metric(&text, "gateway_request_duration_seconds_count{route=\"users\"}"), Some(5.0));
-    assert_eq!(metric(&text, "gateway_upstream_duration_seconds_count{upstream=\"app\"}"), Some(3.0));
-    assert_eq!(metric(&text, "gateway_circuit_state{upstream=\"app\"}"), Some(0.0));
-    assert_eq!(metric(&text, "gateway_config_reloads_total{result=\"success\"}"), Some(0.0));
+    assert_eq!(
+        metric(
+            &text,
+            "gateway_requests_total{route=\"users\",method=\"GET\",status=\"200\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "gateway_requests_total{route=\"users\",method=\"GET\",status=\"429\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "gateway_requests_total{route=\"_unmatched\",method=\"GET\",status=\"404\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "gateway_ratelimit_decisions_total{route=\"users\",decision=\"allowed\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "gateway_ratelimit_decisions_total{route=\"users\",decision=\"limited\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "gateway_request_duration_seconds_count{route=\"users\"}"
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "gateway_upstream_duration_seconds_count{upstream=\"app\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric(&text, "gateway_circuit_state{upstream=\"app\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&text, "gateway_config_reloads_total{result=\"success\"}"),
+        Some(0.0)
+    );
     assert!(text.contains("# TYPE gateway_request_duration_seconds histogram"));
 }
 
@@ -80,16 +134,33 @@ async fn reload_swaps_routes_keeps_counters_and_rejects_a_broken_config() {
     // New requests take the new route; the limiter kept its count (2 of 4 used).
     assert_eq!(json(&get(&gw.url("/api")).await.1)["upstream"], "b");
     assert_eq!(get(&gw.url("/api")).await.0.status, StatusCode::OK);
-    assert_eq!(get(&gw.url("/api")).await.0.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        get(&gw.url("/api")).await.0.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 
-    std::fs::write(&gw.config_path, with_admin(&route("b")).replace("[[routes]]", "[[routes]")).unwrap();
+    std::fs::write(
+        &gw.config_path,
+        with_admin(&route("b")).replace("[[routes]]", "[[routes]"),
+    )
+    .unwrap();
     let error = gw.reload().unwrap_err();
     assert!(error.contains("gateway.toml:"), "{error}");
-    assert_eq!(get(&gw.url("/api")).await.0.status, StatusCode::TOO_MANY_REQUESTS, "old config still serves");
+    assert_eq!(
+        get(&gw.url("/api")).await.0.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "old config still serves"
+    );
     let (_, body) = get(&format!("http://{}/metrics", gw.admin.unwrap())).await;
     let text = String::from_utf8(body.to_vec()).unwrap();
-    assert_eq!(metric(&text, "gateway_config_reloads_total{result=\"success\"}"), Some(1.0));
-    assert_eq!(metric(&text, "gateway_config_reloads_total{result=\"failure\"}"), Some(1.0));
+    assert_eq!(
+        metric(&text, "gateway_config_reloads_total{result=\"success\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&text, "gateway_config_reloads_total{result=\"failure\"}"),
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,13 +169,19 @@ async fn reload_under_load_drops_nothing_and_keeps_tunnels_open() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
     let config_for = |upstream: &Upstream| {
-        config(&format!("[upstreams.app]\ntargets = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n", upstream.url()))
+        config(&format!(
+            "[upstreams.app]\ntargets = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+            upstream.url()
+        ))
     };
     let gw = TestGateway::start(&config_for(&a));
 
     // A tunnel opened before the reload.
     let mut tunnel = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    tunnel.write_all(b"GET /ws HTTP/1.1\r\nhost: gw\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n").await.unwrap();
+    tunnel
+        .write_all(b"GET /ws HTTP/1.1\r\nhost: gw\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -119,7 +196,8 @@ async fn reload_under_load_drops_nothing_and_keeps_tunnels_open() {
     let done = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let (stop, failures, done, url) = (stop.clone(), failures.clone(), done.clone(), gw.url("/x"));
+        let (stop, failures, done, url) =
+            (stop.clone(), failures.clone(), done.clone(), gw.url("/x"));
         clients.push(tokio::spawn(async move {
             let client = support::client();
             while !stop.load(Ordering::Relaxed) {
@@ -147,13 +225,23 @@ async fn reload_under_load_drops_nothing_and_keeps_tunnels_open() {
     for client in clients {
         client.await.unwrap();
     }
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "requests failed during reloads");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "requests failed during reloads"
+    );
     assert!(done.load(Ordering::Relaxed) > 20);
-    assert!(a.requests() > 0 && b.requests() > 0, "both generations served");
+    assert!(
+        a.requests() > 0 && b.requests() > 0,
+        "both generations served"
+    );
 
     tunnel.write_all(b"still there?").await.unwrap();
     let mut echoed = [0u8; 12];
-    tokio::time::timeout(Duration::from_secs(5), tunnel.read_exact(&mut echoed)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tunnel.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&echoed, b"still there?");
 }
 

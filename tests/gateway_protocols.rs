@@ -27,10 +27,17 @@ fn certificate() -> Certificate {
     let cert = params.self_signed(&key).unwrap();
     std::fs::write(dir.path.join("cert.pem"), cert.pem()).unwrap();
     std::fs::write(dir.path.join("key.pem"), key.serialize_pem()).unwrap();
-    Certificate { der: cert.der().clone(), dir }
+    Certificate {
+        der: cert.der().clone(),
+        dir,
+    }
 }
 
-async fn tls_connect(addr: std::net::SocketAddr, cert: &Certificate, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    cert: &Certificate,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -42,7 +49,10 @@ async fn tls_connect(addr: std::net::SocketAddr, cert: &Certificate, alpn: &[&[u
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,9 +69,19 @@ async fn tls_terminates_for_http1_and_http2() {
     // HTTP/1.1 over TLS.
     let stream = tls_connect(gw.addr, &cert, &[b"http/1.1"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(connection);
-    let response = sender.send_request(Request::get("/one").header("host", "localhost").body(Full::<Bytes>::default()).unwrap()).await.unwrap();
+    let response = sender
+        .send_request(
+            Request::get("/one")
+                .header("host", "localhost")
+                .body(Full::<Bytes>::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let echo = json(&response.into_body().collect().await.unwrap().to_bytes());
     assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
@@ -69,10 +89,17 @@ async fn tls_terminates_for_http1_and_http2() {
     // HTTP/2 negotiated with ALPN.
     let stream = tls_connect(gw.addr, &cert, &[b"h2", b"http/1.1"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(connection);
     let response = sender
-        .send_request(Request::get("https://localhost/two?x=1").body(Full::<Bytes>::default()).unwrap())
+        .send_request(
+            Request::get("https://localhost/two?x=1")
+                .body(Full::<Bytes>::default())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -83,7 +110,10 @@ async fn tls_terminates_for_http1_and_http2() {
 
     // Plain HTTP on the TLS port gets nowhere.
     let mut plain = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    plain.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut buf)).await;
     assert!(!buf.starts_with(b"HTTP/1.1 200"));
@@ -100,21 +130,41 @@ fn check_rejects_a_missing_certificate() {
     .unwrap();
     let config = gateway::bin::Config::load(&path).unwrap();
     let error = gateway::bin::stack::check(&config).unwrap_err().to_string();
-    assert!(error.contains("server.tls") && error.contains("/nonexistent/cert.pem"), "{error}");
+    assert!(
+        error.contains("server.tls") && error.contains("/nonexistent/cert.pem"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traceparent_is_generated_or_passed_through() {
     let upstream = Upstream::start("app").await;
-    let gw = TestGateway::start(&config(&format!("[upstreams.app]\ntargets = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n", upstream.url())));
+    let gw = TestGateway::start(&config(&format!(
+        "[upstreams.app]\ntargets = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+        upstream.url()
+    )));
     let (_, body) = get(&gw.url("/a")).await;
-    let generated = json(&body)["headers"]["traceparent"][0].as_str().unwrap().to_owned();
-    assert!(gateway::bin::traceparent::is_valid(generated.as_bytes()), "{generated}");
+    let generated = json(&body)["headers"]["traceparent"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        gateway::bin::traceparent::is_valid(generated.as_bytes()),
+        "{generated}"
+    );
     let (_, body) = get(&gw.url("/b")).await;
-    assert_ne!(json(&body)["headers"]["traceparent"][0], generated.as_str(), "each request starts its own trace");
+    assert_ne!(
+        json(&body)["headers"]["traceparent"][0],
+        generated.as_str(),
+        "each request starts its own trace"
+    );
 
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let request = Request::get(gw.url("/c")).header("traceparent", incoming).header("tracestate", "vendor=x").body(Full::default()).unwrap();
+    let request = Request::get(gw.url("/c"))
+        .header("traceparent", incoming)
+        .header("tracestate", "vendor=x")
+        .body(Full::default())
+        .unwrap();
     let (_, body) = support::send(request).await;
     let headers = &json(&body)["headers"];
     assert_eq!(headers["traceparent"][0], incoming);
@@ -124,22 +174,36 @@ async fn traceparent_is_generated_or_passed_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_heads_get_431_and_slow_heads_are_cut_off() {
     let upstream = Upstream::start("app").await;
-    let gw = TestGateway::start(&config(&format!(
-        "[upstreams.app]\ntargets = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n",
-        upstream.url()
-    ))
-    .replace("access_log = false", "access_log = false\nmax_header_size = \"16KiB\"\nheader_read_timeout = \"300ms\""));
+    let gw = TestGateway::start(
+        &config(&format!(
+            "[upstreams.app]\ntargets = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+            upstream.url()
+        ))
+        .replace(
+            "access_log = false",
+            "access_log = false\nmax_header_size = \"16KiB\"\nheader_read_timeout = \"300ms\"",
+        ),
+    );
 
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let big = "x".repeat(32 * 1024);
-    stream.write_all(format!("GET / HTTP/1.1\r\nhost: gw\r\nx-big: {big}\r\n\r\n").as_bytes()).await.unwrap();
+    stream
+        .write_all(format!("GET / HTTP/1.1\r\nhost: gw\r\nx-big: {big}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
-    assert!(response.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&response));
+    assert!(
+        response.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
 
     // A head that never completes: the connection is closed after the read timeout.
     let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nhost: gw\r\n").await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nhost: gw\r\n")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
@@ -157,7 +221,10 @@ async fn grpc_style_trailers_pass_end_to_end_over_h2c() {
         upstream.url()
     )));
     let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(connection);
     let request = Request::post(format!("http://{}/pkg.Service/grpc", gw.addr))
         .header("content-type", "application/grpc")
@@ -168,8 +235,14 @@ async fn grpc_style_trailers_pass_end_to_end_over_h2c() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/grpc");
     let collected = response.into_body().collect().await.unwrap();
-    let trailers = collected.trailers().cloned().expect("trailers reached the client");
+    let trailers = collected
+        .trailers()
+        .cloned()
+        .expect("trailers reached the client");
     assert_eq!(trailers["grpc-status"], "0");
-    assert_eq!(trailers["x-request-te"], "trailers", "TE: trailers reached the h2 upstream");
+    assert_eq!(
+        trailers["x-request-te"], "trailers",
+        "TE: trailers reached the h2 upstream"
+    );
     assert_eq!(&collected.to_bytes()[..], b"\x00\x00\x00\x00\x02hi");
 }

@@ -156,7 +156,10 @@ async fn forwarded_headers_from_an_untrusted_client_are_not_believed() {
     assert_eq!(headers["x-forwarded-host"][0], "shop.example");
     assert_eq!(headers["host"][0], upstream.addr.to_string());
     // No [jwt]: nobody vouches for an identity, so none reaches the upstream.
-    assert!(headers.get("x-user-id").is_none() && headers.get("x-user-role").is_none(), "{headers}");
+    assert!(
+        headers.get("x-user-id").is_none() && headers.get("x-user-role").is_none(),
+        "{headers}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,7 +70,9 @@ impl TestGateway {
 
     fn stop(&mut self) {
         if let Some(gateway) = self.gateway.take() {
-            std::thread::spawn(move || gateway.shutdown()).join().unwrap();
+            std::thread::spawn(move || gateway.shutdown())
+                .join()
+                .unwrap();
         }
     }
 }

@@ -125,16 +125,25 @@ async fn handle(
     }
     if path.ends_with("/grpc") {
         // gRPC-style: a data frame, then the status in trailers.
-        let te = request.headers().get("te").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+        let te = request
+            .headers()
+            .get("te")
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+            .unwrap_or_default();
         let mut trailers = http::HeaderMap::new();
         trailers.insert("grpc-status", "0".parse().unwrap());
-        trailers.insert("x-request-te", te.parse().unwrap_or_else(|_| "?".parse().unwrap()));
+        trailers.insert(
+            "x-request-te",
+            te.parse().unwrap_or_else(|_| "?".parse().unwrap()),
+        );
         let frames = futures_util::stream::iter([
             Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"\x00\x00\x00\x00\x02hi"))),
             Ok(Frame::trailers(trailers)),
         ]);
         let mut response = Response::new(StreamBody::new(frames).boxed());
-        response.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
+        response
+            .headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
         return Ok(response);
     }
     if path == "/ws" {

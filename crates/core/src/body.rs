@@ -83,11 +83,16 @@ mod tests {
 
     #[tokio::test]
     async fn local_body_yields_the_problem_document() {
-        let response = ResponseBody::<Empty<Bytes>>::problem(Problem::new(http::StatusCode::FORBIDDEN));
+        let response =
+            ResponseBody::<Empty<Bytes>>::problem(Problem::new(http::StatusCode::FORBIDDEN));
         assert_eq!(response.status(), 403);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         assert!(bytes.starts_with(b"{"));
-        assert!(std::str::from_utf8(&bytes).unwrap().contains("\"status\":403"));
+        assert!(
+            std::str::from_utf8(&bytes)
+                .unwrap()
+                .contains("\"status\":403")
+        );
     }
 
     #[tokio::test]

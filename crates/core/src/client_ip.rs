@@ -145,7 +145,10 @@ fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
     if let Ok(ip) = entry.parse::<IpAddr>() {
         return Some(canonical(ip));
     }
-    entry.parse::<SocketAddr>().ok().map(|addr| canonical(addr.ip()))
+    entry
+        .parse::<SocketAddr>()
+        .ok()
+        .map(|addr| canonical(addr.ip()))
 }
 
 /// A layer that resolves the client IP of each request and stores it as [`ClientIp`].
@@ -221,7 +224,10 @@ mod tests {
     #[test]
     fn untrusted_peer_cannot_spoof() {
         let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
-        assert_eq!(trusted.resolve(ip("203.0.113.9"), &headers(&["1.2.3.4"])), ip("203.0.113.9"));
+        assert_eq!(
+            trusted.resolve(ip("203.0.113.9"), &headers(&["1.2.3.4"])),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]

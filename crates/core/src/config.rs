@@ -77,7 +77,8 @@ impl FromStr for ByteSize {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let invalid = || format!("invalid size `{s}`; write e.g. `512KiB`, `10MiB` or a byte count");
+        let invalid =
+            || format!("invalid size `{s}`; write e.g. `512KiB`, `10MiB` or a byte count");
         let number: u64 = number.parse().map_err(|_| invalid())?;
         let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
@@ -126,8 +127,14 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!("50ms".parse::<HumanDuration>().unwrap().get(), Duration::from_millis(50));
-        assert_eq!("1m".parse::<HumanDuration>().unwrap().get(), Duration::from_secs(60));
+        assert_eq!(
+            "50ms".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            "1m".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_secs(60)
+        );
         assert!("5 parsecs".parse::<HumanDuration>().is_err());
     }
 

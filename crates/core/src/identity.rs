@@ -61,13 +61,18 @@ mod tests {
     use serde_json::json;
 
     fn identity(value: Value) -> Identity {
-        let Value::Object(map) = value else { unreachable!() };
+        let Value::Object(map) = value else {
+            unreachable!()
+        };
         Identity::new(Arc::new(map))
     }
 
     #[test]
     fn user_id_wins_over_sub() {
-        assert_eq!(identity(json!({"sub": "s", "user_id": "u"})).subject(), Some("u"));
+        assert_eq!(
+            identity(json!({"sub": "s", "user_id": "u"})).subject(),
+            Some("u")
+        );
         assert_eq!(identity(json!({"sub": "s"})).subject(), Some("s"));
         assert_eq!(identity(json!({"user_id": 42})).subject(), Some("42"));
         assert_eq!(identity(json!({"role": "admin"})).subject(), None);

@@ -92,7 +92,8 @@ mod tests {
 
     #[test]
     fn document_has_the_rfc_9457_members() {
-        let problem = Problem::new(StatusCode::BAD_GATEWAY).with_detail("upstream \"users\" is unreachable");
+        let problem =
+            Problem::new(StatusCode::BAD_GATEWAY).with_detail("upstream \"users\" is unreachable");
         let json: serde_json::Value = serde_json::from_slice(&problem.to_json()).unwrap();
         assert_eq!(json["type"], "about:blank");
         assert_eq!(json["title"], "Bad Gateway");

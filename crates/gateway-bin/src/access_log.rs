@@ -74,7 +74,11 @@ thread_local! {
 /// when it was started already.
 pub fn init(format: Format) -> bool {
     let (sender, receiver) = mpsc::sync_channel(64);
-    let writer = Writer { format, sender, dropped: AtomicU64::new(0) };
+    let writer = Writer {
+        format,
+        sender,
+        dropped: AtomicU64::new(0),
+    };
     if WRITER.set(writer).is_err() {
         return false;
     }
@@ -107,7 +111,9 @@ pub fn enabled() -> bool {
 
 /// Lines dropped because the writer fell behind.
 pub fn dropped() -> u64 {
-    WRITER.get().map_or(0, |w| w.dropped.load(Ordering::Relaxed))
+    WRITER
+        .get()
+        .map_or(0, |w| w.dropped.load(Ordering::Relaxed))
 }
 
 /// Logs one request.
@@ -146,8 +152,10 @@ fn hand_over(writer: &Writer, buffer: &mut Vec<u8>) {
         return;
     }
     let lines = std::mem::replace(buffer, Vec::with_capacity(BUFFER_CAPACITY));
-    if let Err(TrySendError::Full(Message::Lines(lines)) | TrySendError::Disconnected(Message::Lines(lines))) =
-        writer.sender.try_send(Message::Lines(lines))
+    if let Err(
+        TrySendError::Full(Message::Lines(lines))
+        | TrySendError::Disconnected(Message::Lines(lines)),
+    ) = writer.sender.try_send(Message::Lines(lines))
     {
         let count = lines.iter().filter(|&&b| b == b'\n').count() as u64;
         writer.dropped.fetch_add(count, Ordering::Relaxed);
@@ -155,7 +163,9 @@ fn hand_over(writer: &Writer, buffer: &mut Vec<u8>) {
 }
 
 fn push_timestamp(out: &mut Vec<u8>) {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let seconds = now.as_secs();
     SECOND.with(|cached| {
         let mut cached = cached.borrow_mut();
@@ -178,7 +188,8 @@ fn format_second(seconds: u64) -> [u8; 19] {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * mp + 2) / 5 + 1;
@@ -269,7 +280,14 @@ fn push_escaped(out: &mut Vec<u8>, text: &str) {
             0..=0x1f | 0x7f => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(&bytes[clean_from..i]);
-                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 15)],
+                ]);
                 clean_from = i + 1;
                 continue;
             }
@@ -295,7 +313,11 @@ fn format_text(out: &mut Vec<u8>, e: &Entry<'_>) {
     out.extend_from_slice(b"\" route=\"");
     out.extend_from_slice(e.route.as_bytes());
     out.extend_from_slice(b"\" upstream=\"");
-    out.extend_from_slice(if e.upstream.is_empty() { b"-" } else { e.upstream.as_bytes() });
+    out.extend_from_slice(if e.upstream.is_empty() {
+        b"-"
+    } else {
+        e.upstream.as_bytes()
+    });
     out.extend_from_slice(b"\" status=");
     push_number(out, e.status);
     out.extend_from_slice(b" bytes=");
@@ -304,7 +326,11 @@ fn format_text(out: &mut Vec<u8>, e: &Entry<'_>) {
     push_millis(out, e.duration);
     out.extend_from_slice(b" request_id=\"");
     push_escaped(out, e.request_id.unwrap_or("-"));
-    out.extend_from_slice(if e.complete { b"\" complete=true\n" } else { b"\" complete=false\n" });
+    out.extend_from_slice(if e.complete {
+        b"\" complete=true\n"
+    } else {
+        b"\" complete=false\n"
+    });
 }
 
 fn format_json(out: &mut Vec<u8>, e: &Entry<'_>) {
@@ -341,7 +367,11 @@ fn format_json(out: &mut Vec<u8>, e: &Entry<'_>) {
         }
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(if e.complete { b",\"complete\":true}\n" } else { b",\"complete\":false}\n" });
+    out.extend_from_slice(if e.complete {
+        b",\"complete\":true}\n"
+    } else {
+        b",\"complete\":false}\n"
+    });
 }
 
 #[cfg(test)]

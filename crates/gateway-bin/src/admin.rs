@@ -23,27 +23,47 @@ pub trait AdminSource: Send + Sync + 'static {
     fn metrics(&self) -> String;
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
 fn handle(source: &dyn AdminSource, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = Problem::new(StatusCode::METHOD_NOT_ALLOWED).into_response();
-        response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        response
+            .headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
     match request.uri().path() {
         "/health" => respond(StatusCode::OK, "application/json", r#"{"status":"ok"}"#),
         "/ready" => {
             let (ready, detail) = source.readiness();
-            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-            respond(status, "application/json", serde_json::to_vec(&detail).unwrap_or_default())
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            respond(
+                status,
+                "application/json",
+                serde_json::to_vec(&detail).unwrap_or_default(),
+            )
         }
-        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", source.metrics()),
+        "/metrics" => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            source.metrics(),
+        ),
         _ => Problem::new(StatusCode::NOT_FOUND)
             .with_detail("admin endpoints: /health, /ready, /metrics")
             .into_response(),
@@ -51,7 +71,11 @@ fn handle(source: &dyn AdminSource, request: &Request<Incoming>) -> Response<Ful
 }
 
 /// Serves the admin endpoints until `stop` flips.
-pub async fn serve(listener: StdListener, source: Arc<dyn AdminSource>, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: StdListener,
+    source: Arc<dyn AdminSource>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     loop {

@@ -238,7 +238,9 @@ fn de_trusted_proxies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TrustedP
 fn de_methods<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Method>>, D::Error> {
     let names = Vec::<String>::deserialize(d)?;
     if names.is_empty() {
-        return Err(serde::de::Error::custom("`methods` must name at least one method (omit it to allow any)"));
+        return Err(serde::de::Error::custom(
+            "`methods` must name at least one method (omit it to allow any)",
+        ));
     }
     names
         .iter()
@@ -291,7 +293,12 @@ impl<'a> Locator<'a> {
     }
 
     /// An error at a span of the source.
-    pub(crate) fn at(&self, span: Option<Range<usize>>, field: impl Into<Option<String>>, message: impl fmt::Display) -> ConfigError {
+    pub(crate) fn at(
+        &self,
+        span: Option<Range<usize>>,
+        field: impl Into<Option<String>>,
+        message: impl fmt::Display,
+    ) -> ConfigError {
         ConfigError {
             file: self.file.to_owned(),
             position: span.map(|span| line_column(self.source, span.start)),
@@ -304,7 +311,10 @@ impl<'a> Locator<'a> {
 fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let before = &source[..offset.min(source.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, column)
 }
 
@@ -328,7 +338,11 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
-            locator.at(inner.span(), (field != ".").then_some(field), inner.message())
+            locator.at(
+                inner.span(),
+                (field != ".").then_some(field),
+                inner.message(),
+            )
         })?;
         config.validate(&locator)?;
         Ok(config)
@@ -359,7 +373,11 @@ impl Config {
                     format!(
                         "no upstream named `{}` (defined: {})",
                         route.upstream.get_ref(),
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     ),
                 ));
             }
@@ -388,7 +406,9 @@ impl Config {
                     return Err(locator.at(
                         Some(route.path.span()),
                         field("path"),
-                        format!("routes[{other}] already serves this path for some of these methods"),
+                        format!(
+                            "routes[{other}] already serves this path for some of these methods"
+                        ),
                     ));
                 }
             }
@@ -429,7 +449,11 @@ upstream = "users"
 
     #[test]
     fn unknown_key_names_file_line_and_field() {
-        let err = parse(&BASE.replace("strip_prefix", "x").replace("upstream = \"users\"", "upstream = \"users\"\nstrip_prefx = true")).unwrap_err();
+        let err = parse(&BASE.replace("strip_prefix", "x").replace(
+            "upstream = \"users\"",
+            "upstream = \"users\"\nstrip_prefx = true",
+        ))
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("gw.toml:11:"), "{text}");
         assert!(text.contains("strip_prefx"), "{text}");
@@ -437,7 +461,11 @@ upstream = "users"
 
     #[test]
     fn bad_duration_is_located() {
-        let err = parse(&BASE.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:8080\"\nrequest_timeout = \"30 parsecs\"")).unwrap_err();
+        let err = parse(&BASE.replace(
+            "listen = \"127.0.0.1:8080\"",
+            "listen = \"127.0.0.1:8080\"\nrequest_timeout = \"30 parsecs\"",
+        ))
+        .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("server.request_timeout"));
         assert_eq!(err.position.map(|p| p.0), Some(4));
         assert!(err.message.contains("invalid duration"), "{err}");
@@ -445,7 +473,8 @@ upstream = "users"
 
     #[test]
     fn unknown_upstream_is_located() {
-        let err = parse(&BASE.replace("upstream = \"users\"", "upstream = \"orders\"")).unwrap_err();
+        let err =
+            parse(&BASE.replace("upstream = \"users\"", "upstream = \"orders\"")).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("routes[0].upstream"));
         assert_eq!(err.position.map(|p| p.0), Some(10));
         assert!(err.message.contains("orders"), "{err}");
@@ -459,14 +488,22 @@ upstream = "users"
 
     #[test]
     fn duplicate_route_is_rejected() {
-        let err = parse(&format!("{BASE}\n[[routes]]\npath = \"/api/\"\nupstream = \"users\"\n")).unwrap_err();
+        let err = parse(&format!(
+            "{BASE}\n[[routes]]\npath = \"/api/\"\nupstream = \"users\"\n"
+        ))
+        .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("routes[1].path"));
     }
 
     #[test]
     fn method_split_routes_are_allowed() {
-        let src = format!("{BASE}methods = [\"GET\"]\n\n[[routes]]\npath = \"/api\"\nmethods = [\"post\"]\nupstream = \"users\"\n");
+        let src = format!(
+            "{BASE}methods = [\"GET\"]\n\n[[routes]]\npath = \"/api\"\nmethods = [\"post\"]\nupstream = \"users\"\n"
+        );
         let config = parse(&src).unwrap();
-        assert_eq!(config.routes[1].methods.as_deref(), Some(&[Method::POST][..]));
+        assert_eq!(
+            config.routes[1].methods.as_deref(),
+            Some(&[Method::POST][..])
+        );
     }
 }

@@ -19,8 +19,14 @@ use tower_service::Service;
 use crate::observe::{Observed, ObservedBody, Record};
 
 /// The front of one config generation: the service every request of that generation enters.
-pub trait Front: Service<Request<Incoming>, Error = Infallible> + Clone + Send + Sync + 'static {}
-impl<T> Front for T where T: Service<Request<Incoming>, Error = Infallible> + Clone + Send + Sync + 'static {}
+pub trait Front:
+    Service<Request<Incoming>, Error = Infallible> + Clone + Send + Sync + 'static
+{
+}
+impl<T> Front for T where
+    T: Service<Request<Incoming>, Error = Infallible> + Clone + Send + Sync + 'static
+{
+}
 
 /// What the connection service needs of a config generation.
 pub struct Current<F> {
@@ -47,7 +53,12 @@ pub struct ConnectionService<F> {
 impl<F> ConnectionService<F> {
     /// The service for a connection from `peer`, over TLS or not.
     pub fn new(peer: SocketAddr, tls: bool, current: Arc<ArcSwap<Current<F>>>) -> Self {
-        Self { peer, tls, current, cached: RefCell::new(None) }
+        Self {
+            peer,
+            tls,
+            current,
+            cached: RefCell::new(None),
+        }
     }
 }
 
@@ -85,7 +96,13 @@ where
         // Front services are always ready (the layer rules).
         let ready = front.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
         debug_assert!(ready.is_ready(), "front services are always ready");
-        ConnectionFuture { start, method, uri, access_log: generation.access_log, future: front.call(request) }
+        ConnectionFuture {
+            start,
+            method,
+            uri,
+            access_log: generation.access_log,
+            future: front.call(request),
+        }
     }
 }
 
@@ -119,7 +136,10 @@ where
             method: std::mem::take(this.method),
             uri: std::mem::take(this.uri),
             status: response.status().as_u16(),
-            request_id: response.extensions_mut().remove::<gateway_core::RequestId>().map(|id| id.0),
+            request_id: response
+                .extensions_mut()
+                .remove::<gateway_core::RequestId>()
+                .map(|id| id.0),
             observed,
             bytes: 0,
             access_log: *this.access_log,

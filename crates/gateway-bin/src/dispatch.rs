@@ -67,14 +67,20 @@ pub struct Dispatch<S> {
 
 impl<S> Clone for Dispatch<S> {
     fn clone(&self) -> Self {
-        Self { routes: self.routes.clone(), local: Vec::new() }
+        Self {
+            routes: self.routes.clone(),
+            local: Vec::new(),
+        }
     }
 }
 
 impl<S> Dispatch<S> {
     /// A dispatcher over a generation's routes.
     pub fn new(routes: Arc<Routes<S>>) -> Self {
-        Self { routes, local: Vec::new() }
+        Self {
+            routes,
+            local: Vec::new(),
+        }
     }
 }
 
@@ -86,7 +92,8 @@ fn problem<B>(status: StatusCode, detail: &'static str) -> LocalResponse<B> {
 
 impl<S, B> Service<Request<Incoming>> for Dispatch<S>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>, Error = std::convert::Infallible> + Clone,
+    S: Service<Request<RequestBody>, Response = Response<B>, Error = std::convert::Infallible>
+        + Clone,
 {
     type Response = LocalResponse<B>;
     type Error = std::convert::Infallible;
@@ -104,36 +111,78 @@ where
             None => std::net::Ipv4Addr::UNSPECIFIED.into(),
         };
         request.extensions_mut().insert(ClientIp(client_ip));
-        let unmatched = |response: LocalResponse<B>| DispatchFuture::local(response, Observed { route: routes.unmatched, client_ip });
+        let unmatched = |response: LocalResponse<B>| {
+            DispatchFuture::local(
+                response,
+                Observed {
+                    route: routes.unmatched,
+                    client_ip,
+                },
+            )
+        };
 
         let path = match normalize_path(request.uri().path()) {
             Ok(path) => path,
-            Err(error) => return unmatched(problem_owned(StatusCode::BAD_REQUEST, error.to_string())),
+            Err(error) => {
+                return unmatched(problem_owned(StatusCode::BAD_REQUEST, error.to_string()));
+            }
         };
         let (index, prefix_len) = match routes.table.find(&path, request.method()) {
             Match::Route { index, prefix_len } => (index, prefix_len),
             Match::MethodNotAllowed { allow } => {
-                let mut response = problem(StatusCode::METHOD_NOT_ALLOWED, "the route does not accept this method");
+                let mut response = problem(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "the route does not accept this method",
+                );
                 if let Ok(allow) = HeaderValue::from_str(allow) {
                     response.headers_mut().insert(ALLOW, allow);
                 }
                 return unmatched(response);
             }
-            Match::NotFound => return unmatched(problem(StatusCode::NOT_FOUND, "no route matches the request path")),
+            Match::NotFound => {
+                return unmatched(problem(
+                    StatusCode::NOT_FOUND,
+                    "no route matches the request path",
+                ));
+            }
         };
         let route = &routes.routes[index];
-        let observed = Observed { route: route.metrics, client_ip };
+        let observed = Observed {
+            route: route.metrics,
+            client_ip,
+        };
 
-        let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|len| len > routes.max_body) {
-            return DispatchFuture::local(problem(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than the gateway accepts"), observed);
+            return DispatchFuture::local(
+                problem(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the request body is larger than the gateway accepts",
+                ),
+                observed,
+            );
         }
 
-        let forward_path = if route.strip_prefix { strip_prefix(&path, prefix_len) } else { &path };
+        let forward_path = if route.strip_prefix {
+            strip_prefix(&path, prefix_len)
+        } else {
+            &path
+        };
         if forward_path != request.uri().path() {
             match rewrite_path(request.uri(), forward_path) {
                 Some(uri) => *request.uri_mut() = uri,
-                None => return DispatchFuture::local(problem(StatusCode::BAD_REQUEST, "the request target cannot be forwarded"), observed),
+                None => {
+                    return DispatchFuture::local(
+                        problem(
+                            StatusCode::BAD_REQUEST,
+                            "the request target cannot be forwarded",
+                        ),
+                        observed,
+                    );
+                }
             }
         }
 
@@ -143,10 +192,15 @@ where
         // canonical form.
         let hop = gateway_proxy::headers::strip_hop_by_hop(request.headers_mut(), true);
         if hop.upgrade {
-            request.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+            request.headers_mut().insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
         }
         if hop.te_trailers {
-            request.headers_mut().insert(http::header::TE, HeaderValue::from_static("trailers"));
+            request
+                .headers_mut()
+                .insert(http::header::TE, HeaderValue::from_static("trailers"));
         }
 
         for name in &routes.strip_identity {
@@ -158,7 +212,8 @@ where
 
         // A declared length that fits cannot be exceeded (hyper enforces it); only a streamed
         // body without one needs the flag that turns the aborted upstream call into a 413.
-        let exceeded = (declared.is_none() && !http_body::Body::is_end_stream(request.body())).then(|| Arc::new(AtomicBool::new(false)));
+        let exceeded = (declared.is_none() && !http_body::Body::is_end_stream(request.body()))
+            .then(|| Arc::new(AtomicBool::new(false)));
         let request = request.map(|body| RequestBody::new(body, routes.max_body, exceeded.clone()));
         if self.local.len() < routes.routes.len() {
             self.local.resize_with(routes.routes.len(), || None);
@@ -234,7 +289,9 @@ pin_project! {
 
 impl<S: Service<Request<RequestBody>>, B> DispatchFuture<S, B> {
     fn local(response: LocalResponse<B>, observed: Observed) -> Self {
-        Self::Local { response: Some((response, observed)) }
+        Self::Local {
+            response: Some((response, observed)),
+        }
     }
 }
 
@@ -246,18 +303,32 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            DispatchProj::Route { future, deadline, observed, exceeded } => {
+            DispatchProj::Route {
+                future,
+                deadline,
+                observed,
+                exceeded,
+            } => {
                 let mut response = match future.poll(cx) {
                     Poll::Ready(Ok(response)) => {
-                        if exceeded.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed)) {
-                            problem(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than the gateway accepts")
+                        if exceeded
+                            .as_ref()
+                            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+                        {
+                            problem(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "the request body is larger than the gateway accepts",
+                            )
                         } else {
                             response.map(ResponseBody::inner)
                         }
                     }
                     Poll::Ready(Err(never)) => match never {},
                     Poll::Pending => match deadline.poll(cx) {
-                        Poll::Ready(()) => problem(StatusCode::GATEWAY_TIMEOUT, "the request took longer than the gateway allows"),
+                        Poll::Ready(()) => problem(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "the request took longer than the gateway allows",
+                        ),
                         Poll::Pending => return Poll::Pending,
                     },
                 };
@@ -268,7 +339,9 @@ where
                 Poll::Ready(Ok(response))
             }
             DispatchProj::Local { response } => {
-                let (mut response, observed) = response.take().expect("DispatchFuture polled after completion");
+                let (mut response, observed) = response
+                    .take()
+                    .expect("DispatchFuture polled after completion");
                 response.extensions_mut().insert(observed);
                 Poll::Ready(Ok(response))
             }

@@ -17,7 +17,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "gateway", version, about)]
 struct Cli {
     /// The config file.
-    #[arg(long, short, global = true, env = "GATEWAY_CONFIG", default_value = "gateway.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "GATEWAY_CONFIG",
+        default_value = "gateway.toml"
+    )]
     config: PathBuf,
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -56,7 +62,12 @@ fn check(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => match gateway_bin::stack::check(&config) {
             Ok(()) => {
-                println!("{}: ok ({} routes, {} upstreams)", path.display(), config.routes.len(), config.upstreams.len());
+                println!(
+                    "{}: ok ({} routes, {} upstreams)",
+                    path.display(),
+                    config.routes.len(),
+                    config.upstreams.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(error) => {
@@ -120,7 +131,10 @@ async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             let _ = tokio::signal::ctrl_c().await;
             return "ctrl-c";
         };

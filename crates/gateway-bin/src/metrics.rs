@@ -33,7 +33,10 @@ const METHOD_SLOTS: usize = METHODS.len() + 1;
 const STATUS_SLOTS: usize = 500; // 100..=599
 
 fn method_slot(method: &Method) -> usize {
-    METHODS.iter().position(|m| m == method).unwrap_or(METHODS.len())
+    METHODS
+        .iter()
+        .position(|m| m == method)
+        .unwrap_or(METHODS.len())
 }
 
 fn method_label(slot: usize) -> &'static str {
@@ -56,8 +59,10 @@ impl Histogram {
             self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
@@ -76,7 +81,14 @@ impl Histogram {
 
 /// The `decision` label values of `gateway_ratelimit_decisions_total`, as the rate-limit
 /// layer names its decisions.
-pub const DECISIONS: [&str; 6] = ["allowed", "limited", "fail_open", "fail_closed", "local_allowed", "local_limited"];
+pub const DECISIONS: [&str; 6] = [
+    "allowed",
+    "limited",
+    "fail_open",
+    "fail_closed",
+    "local_allowed",
+    "local_limited",
+];
 
 /// Authentication failures by reason (shared by every route's metrics).
 #[derive(Debug, Default)]
@@ -88,7 +100,10 @@ impl AuthFailures {
             counter.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.0.entry(reason).or_default().fetch_add(1, Ordering::Relaxed);
+        self.0
+            .entry(reason)
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -113,7 +128,9 @@ impl RouteMetrics {
             log_upstream: crate::access_log::escape(&upstream),
             name,
             upstream,
-            requests: (0..METHOD_SLOTS * STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            requests: (0..METHOD_SLOTS * STATUS_SLOTS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             duration: Histogram::default(),
             decisions: Default::default(),
         }
@@ -137,7 +154,8 @@ impl RouteMetrics {
     /// Counts a finished request.
     pub fn record(&self, method: &Method, status: u16, elapsed: Duration) {
         let status_slot = usize::from(status.clamp(100, 599) - 100);
-        self.requests[method_slot(method) * STATUS_SLOTS + status_slot].fetch_add(1, Ordering::Relaxed);
+        self.requests[method_slot(method) * STATUS_SLOTS + status_slot]
+            .fetch_add(1, Ordering::Relaxed);
         self.duration.observe(elapsed);
     }
 
@@ -214,20 +232,30 @@ impl Registry {
                 return *existing;
             }
         }
-        let metrics: &'static RouteMetrics =
-            Box::leak(Box::new(RouteMetrics::new(name.into(), upstream.into(), self.auth_failures.clone())));
+        let metrics: &'static RouteMetrics = Box::leak(Box::new(RouteMetrics::new(
+            name.into(),
+            upstream.into(),
+            self.auth_failures.clone(),
+        )));
         self.routes.insert(name.into(), metrics);
         metrics
     }
 
     /// The metrics of an upstream (created on first use, kept across reloads).
     pub fn upstream(&self, name: &str) -> &'static UpstreamMetrics {
-        *self.upstreams.entry(name.into()).or_insert_with(|| Box::leak(Box::default()))
+        *self
+            .upstreams
+            .entry(name.into())
+            .or_insert_with(|| Box::leak(Box::default()))
     }
 
     /// Counts a config reload.
     pub fn reload(&self, ok: bool) {
-        let counter = if ok { &self.reloads_ok } else { &self.reloads_failed };
+        let counter = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -254,14 +282,25 @@ impl Registry {
         }
         out.push_str("# HELP gateway_request_duration_seconds Time from request to the end of the response body, by route.\n# TYPE gateway_request_duration_seconds histogram\n");
         for route in &routes {
-            route.duration.render(&mut out, "gateway_request_duration_seconds", &format!("route=\"{}\"", escape(&route.name)));
+            route.duration.render(
+                &mut out,
+                "gateway_request_duration_seconds",
+                &format!("route=\"{}\"", escape(&route.name)),
+            );
         }
-        let mut upstreams: Vec<(Arc<str>, &UpstreamMetrics)> =
-            self.upstreams.iter().map(|u| (u.key().clone(), *u.value())).collect();
+        let mut upstreams: Vec<(Arc<str>, &UpstreamMetrics)> = self
+            .upstreams
+            .iter()
+            .map(|u| (u.key().clone(), *u.value()))
+            .collect();
         upstreams.sort_by(|a, b| a.0.cmp(&b.0));
         out.push_str("# HELP gateway_upstream_duration_seconds Time until the upstream's response headers, by upstream.\n# TYPE gateway_upstream_duration_seconds histogram\n");
         for (name, upstream) in &upstreams {
-            upstream.duration.render(&mut out, "gateway_upstream_duration_seconds", &format!("upstream=\"{}\"", escape(name)));
+            upstream.duration.render(
+                &mut out,
+                "gateway_upstream_duration_seconds",
+                &format!("upstream=\"{}\"", escape(name)),
+            );
         }
         let _ = writeln!(
             out,
@@ -273,7 +312,11 @@ impl Registry {
             for (label, counter) in DECISIONS.iter().zip(&route.decisions) {
                 let count = counter.load(Ordering::Relaxed);
                 if count > 0 {
-                    let _ = writeln!(out, "gateway_ratelimit_decisions_total{{route=\"{}\",decision=\"{label}\"}} {count}", escape(&route.name));
+                    let _ = writeln!(
+                        out,
+                        "gateway_ratelimit_decisions_total{{route=\"{}\",decision=\"{label}\"}} {count}",
+                        escape(&route.name)
+                    );
                 }
             }
         }
@@ -283,21 +326,36 @@ impl Registry {
             snapshot.ratelimit_backend_errors
         );
         out.push_str("# HELP gateway_auth_failures_total Rejected authentications, by reason.\n# TYPE gateway_auth_failures_total counter\n");
-        let mut failures: Vec<(&'static str, u64)> =
-            self.auth_failures.0.iter().map(|f| (*f.key(), f.value().load(Ordering::Relaxed))).collect();
+        let mut failures: Vec<(&'static str, u64)> = self
+            .auth_failures
+            .0
+            .iter()
+            .map(|f| (*f.key(), f.value().load(Ordering::Relaxed)))
+            .collect();
         failures.sort_unstable();
         for (reason, count) in failures {
-            let _ = writeln!(out, "gateway_auth_failures_total{{reason=\"{reason}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "gateway_auth_failures_total{{reason=\"{reason}\"}} {count}"
+            );
         }
         out.push_str("# HELP gateway_circuit_state Circuit breaker state by upstream: 0 closed, 1 half-open, 2 open.\n# TYPE gateway_circuit_state gauge\n");
         for circuit in snapshot.circuits {
-            let _ = writeln!(out, "gateway_circuit_state{{upstream=\"{}\"}} {}", escape(&circuit.upstream), circuit.state);
+            let _ = writeln!(
+                out,
+                "gateway_circuit_state{{upstream=\"{}\"}} {}",
+                escape(&circuit.upstream),
+                circuit.state
+            );
         }
         out.push_str("# HELP gateway_circuit_transitions_total Circuit breaker transitions, by upstream and new state.\n# TYPE gateway_circuit_transitions_total counter\n");
         for circuit in snapshot.circuits {
             for (to, count) in &circuit.transitions {
                 let upstream = escape(&circuit.upstream);
-                let _ = writeln!(out, "gateway_circuit_transitions_total{{upstream=\"{upstream}\",to=\"{to}\"}} {count}");
+                let _ = writeln!(
+                    out,
+                    "gateway_circuit_transitions_total{{upstream=\"{upstream}\",to=\"{to}\"}} {count}"
+                );
             }
         }
         let _ = writeln!(
@@ -313,7 +371,11 @@ impl Registry {
 /// Escapes a label value (backslash, quote, newline).
 fn escape(value: &str) -> std::borrow::Cow<'_, str> {
     if value.contains(['\\', '"', '\n']) {
-        value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+            .into()
     } else {
         value.into()
     }
@@ -324,7 +386,11 @@ mod tests {
     use super::*;
 
     fn empty() -> Snapshot<'static> {
-        Snapshot { active_connections: 0, ratelimit_backend_errors: 0, circuits: &[] }
+        Snapshot {
+            active_connections: 0,
+            ratelimit_backend_errors: 0,
+            circuits: &[],
+        }
     }
 
     #[test]
@@ -333,12 +399,34 @@ mod tests {
         let route = registry.route("users", "users-svc");
         route.record(&Method::GET, 200, Duration::from_millis(3));
         route.record(&Method::GET, 200, Duration::from_millis(30));
-        route.record(&Method::from_bytes(b"PURGE").unwrap(), 404, Duration::from_millis(1));
+        route.record(
+            &Method::from_bytes(b"PURGE").unwrap(),
+            404,
+            Duration::from_millis(1),
+        );
         let text = registry.render(&empty());
-        assert!(text.contains("gateway_requests_total{route=\"users\",method=\"GET\",status=\"200\"} 2\n"), "{text}");
-        assert!(text.contains("gateway_requests_total{route=\"users\",method=\"OTHER\",status=\"404\"} 1\n"), "{text}");
-        assert!(text.contains("gateway_request_duration_seconds_bucket{route=\"users\",le=\"0.005\"} 2\n"), "{text}");
-        assert!(text.contains("gateway_request_duration_seconds_count{route=\"users\"} 3\n"), "{text}");
+        assert!(
+            text.contains(
+                "gateway_requests_total{route=\"users\",method=\"GET\",status=\"200\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "gateway_requests_total{route=\"users\",method=\"OTHER\",status=\"404\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "gateway_request_duration_seconds_bucket{route=\"users\",le=\"0.005\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("gateway_request_duration_seconds_count{route=\"users\"} 3\n"),
+            "{text}"
+        );
     }
 
     #[test]

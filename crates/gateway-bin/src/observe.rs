@@ -86,7 +86,10 @@ pin_project! {
 impl<B> ObservedBody<B> {
     /// Wraps a body with its request's record.
     pub fn new(inner: B, record: Record) -> Self {
-        Self { inner, record: Some(record) }
+        Self {
+            inner,
+            record: Some(record),
+        }
     }
 }
 
@@ -94,7 +97,10 @@ impl<B: Body<Data = Bytes>> Body for ObservedBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let mut this = self.project();
         let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {

@@ -41,7 +41,12 @@ impl RequestBody {
     /// Wraps a body; `exceeded` is set when the limit is crossed (`None` when the body's
     /// declared length already fits, so it cannot be crossed).
     pub fn new(inner: Incoming, limit: u64, exceeded: Option<Arc<AtomicBool>>) -> Self {
-        Self { inner, limit, seen: 0, exceeded }
+        Self {
+            inner,
+            limit,
+            seen: 0,
+            exceeded,
+        }
     }
 }
 
@@ -49,7 +54,10 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = RequestBodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.project();
         let frame = match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,

@@ -61,7 +61,10 @@ fn is_normal(path: &[u8]) -> bool {
             b'.' if previous == b'/' => {
                 // `/.` starts a dot segment only if followed by `/`, end, or `./`/`.` end.
                 let rest = &path[i + 1..];
-                if rest.is_empty() || rest[0] == b'/' || (rest[0] == b'.' && (rest.len() == 1 || rest[1] == b'/')) {
+                if rest.is_empty()
+                    || rest[0] == b'/'
+                    || (rest[0] == b'.' && (rest.len() == 1 || rest[1] == b'/'))
+                {
                     return false;
                 }
             }
@@ -100,7 +103,11 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
                 if is_unreserved(value) {
                     decoded.push(value);
                 } else {
-                    decoded.extend_from_slice(&[b'%', bytes[i + 1].to_ascii_uppercase(), bytes[i + 2].to_ascii_uppercase()]);
+                    decoded.extend_from_slice(&[
+                        b'%',
+                        bytes[i + 1].to_ascii_uppercase(),
+                        bytes[i + 2].to_ascii_uppercase(),
+                    ]);
                 }
                 i += 3;
             }
@@ -143,9 +150,14 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
 /// Normalizes a configured route prefix: same rules as a request path, without the trailing
 /// slash (`/api/` and `/api` are the same route).
 pub fn normalize_route_prefix(prefix: &str) -> Result<String, String> {
-    let normal = normalize_path(prefix).map_err(|e| format!("invalid route path `{prefix}`: {e}"))?;
+    let normal =
+        normalize_path(prefix).map_err(|e| format!("invalid route path `{prefix}`: {e}"))?;
     let trimmed = normal.trim_end_matches('/');
-    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
+    Ok(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
 }
 
 /// The outcome of matching a request against the table.
@@ -209,7 +221,12 @@ impl RouteTable {
     pub fn new<'a>(routes: impl IntoIterator<Item = (&'a str, Option<&'a [Method]>)>) -> Self {
         let mut prefixes = PrefixMap::default();
         for (index, (prefix, methods)) in routes.into_iter().enumerate() {
-            let entry = prefixes.entry(prefix.into()).or_insert_with(|| PrefixEntry { routes: Vec::new(), allow: String::new() });
+            let entry = prefixes
+                .entry(prefix.into())
+                .or_insert_with(|| PrefixEntry {
+                    routes: Vec::new(),
+                    allow: String::new(),
+                });
             entry.routes.push((index, methods.map(<[Method]>::to_vec)));
         }
         for entry in prefixes.values_mut() {
@@ -244,18 +261,30 @@ impl RouteTable {
         }
         loop {
             let candidate = if end == 0 { "/" } else { &path[..end] };
-            let candidate = if candidate.len() > 1 { candidate.trim_end_matches('/') } else { candidate };
+            let candidate = if candidate.len() > 1 {
+                candidate.trim_end_matches('/')
+            } else {
+                candidate
+            };
             if let Some(entry) = self.prefixes.get(candidate) {
                 for (index, methods) in &entry.routes {
                     let allowed = match methods {
                         None => true,
-                        Some(list) => list.contains(method) || (*method == Method::HEAD && list.contains(&Method::GET)),
+                        Some(list) => {
+                            list.contains(method)
+                                || (*method == Method::HEAD && list.contains(&Method::GET))
+                        }
                     };
                     if allowed {
-                        return Match::Route { index: *index, prefix_len: candidate.len() };
+                        return Match::Route {
+                            index: *index,
+                            prefix_len: candidate.len(),
+                        };
                     }
                 }
-                return Match::MethodNotAllowed { allow: &entry.allow };
+                return Match::MethodNotAllowed {
+                    allow: &entry.allow,
+                };
             }
             if end == 0 {
                 return Match::NotFound;
@@ -286,8 +315,14 @@ mod tests {
 
     #[test]
     fn normal_paths_are_borrowed() {
-        assert!(matches!(normalize_path("/api/v1/users/42"), Ok(Cow::Borrowed(_))));
-        assert!(matches!(normalize_path("/a/.hidden/b..c/"), Ok(Cow::Borrowed(_))));
+        assert!(matches!(
+            normalize_path("/api/v1/users/42"),
+            Ok(Cow::Borrowed(_))
+        ));
+        assert!(matches!(
+            normalize_path("/a/.hidden/b..c/"),
+            Ok(Cow::Borrowed(_))
+        ));
     }
 
     #[test]
@@ -338,20 +373,70 @@ mod tests {
     #[test]
     fn longest_prefix_on_segment_boundaries() {
         let t = table();
-        assert_eq!(t.find("/api/v1/users/42", &Method::GET), Match::Route { index: 2, prefix_len: 13 });
-        assert_eq!(t.find("/api/v1/users", &Method::POST), Match::Route { index: 3, prefix_len: 13 });
-        assert_eq!(t.find("/api/v1/usersx", &Method::GET), Match::Route { index: 1, prefix_len: 4 });
-        assert_eq!(t.find("/apix", &Method::GET), Match::Route { index: 0, prefix_len: 1 });
-        assert_eq!(t.find("/api/", &Method::GET), Match::Route { index: 1, prefix_len: 4 });
-        assert_eq!(t.find("/", &Method::GET), Match::Route { index: 0, prefix_len: 1 });
+        assert_eq!(
+            t.find("/api/v1/users/42", &Method::GET),
+            Match::Route {
+                index: 2,
+                prefix_len: 13
+            }
+        );
+        assert_eq!(
+            t.find("/api/v1/users", &Method::POST),
+            Match::Route {
+                index: 3,
+                prefix_len: 13
+            }
+        );
+        assert_eq!(
+            t.find("/api/v1/usersx", &Method::GET),
+            Match::Route {
+                index: 1,
+                prefix_len: 4
+            }
+        );
+        assert_eq!(
+            t.find("/apix", &Method::GET),
+            Match::Route {
+                index: 0,
+                prefix_len: 1
+            }
+        );
+        assert_eq!(
+            t.find("/api/", &Method::GET),
+            Match::Route {
+                index: 1,
+                prefix_len: 4
+            }
+        );
+        assert_eq!(
+            t.find("/", &Method::GET),
+            Match::Route {
+                index: 0,
+                prefix_len: 1
+            }
+        );
     }
 
     #[test]
     fn method_mismatch_lists_allowed_methods() {
         let t = table();
-        assert_eq!(t.find("/api/v1/users/1", &Method::DELETE), Match::MethodNotAllowed { allow: "GET, POST, HEAD" });
-        assert_eq!(t.find("/api/v1/users", &Method::HEAD), Match::Route { index: 2, prefix_len: 13 });
-        assert_eq!(t.find("/admin/x", &Method::GET), Match::MethodNotAllowed { allow: "POST" });
+        assert_eq!(
+            t.find("/api/v1/users/1", &Method::DELETE),
+            Match::MethodNotAllowed {
+                allow: "GET, POST, HEAD"
+            }
+        );
+        assert_eq!(
+            t.find("/api/v1/users", &Method::HEAD),
+            Match::Route {
+                index: 2,
+                prefix_len: 13
+            }
+        );
+        assert_eq!(
+            t.find("/admin/x", &Method::GET),
+            Match::MethodNotAllowed { allow: "POST" }
+        );
     }
 
     #[test]

@@ -65,8 +65,13 @@ impl AdminSource for State {
         let loaded = self.loaded.load();
         let (dependencies_ready, mut detail) = loaded.generation.readiness();
         let listening = self.ready.load(std::sync::atomic::Ordering::Acquire);
-        let loaded_at = loaded.loaded_at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        detail["config"] = serde_json::json!({ "version": loaded.version, "loaded_at_unix": loaded_at });
+        let loaded_at = loaded
+            .loaded_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        detail["config"] =
+            serde_json::json!({ "version": loaded.version, "loaded_at_unix": loaded_at });
         detail["listening"] = listening.into();
         let ready = listening && dependencies_ready;
         detail["status"] = if ready { "ready" } else { "not_ready" }.into();
@@ -108,14 +113,20 @@ impl State {
             let generation = stack::build(&config, &mut shared, &self.registry).await?;
             let version = self.loaded.load().version + 1;
             self.current.store(Arc::new(generation.current()));
-            self.loaded.store(Arc::new(Loaded { version, loaded_at: SystemTime::now(), generation }));
+            self.loaded.store(Arc::new(Loaded {
+                version,
+                loaded_at: SystemTime::now(),
+                generation,
+            }));
             Ok::<_, StartError>(version)
         }
         .await;
         self.registry.reload(result.is_ok());
         match &result {
             Ok(version) => tracing::info!(version, "config reloaded"),
-            Err(error) => tracing::error!(%error, "config reload failed; still serving the previous config"),
+            Err(error) => {
+                tracing::error!(%error, "config reload failed; still serving the previous config")
+            }
         }
         result
     }
@@ -146,13 +157,20 @@ impl RunningGateway {
         let registry = Arc::new(Registry::default());
         let mut shared = Shared::default();
         let generation = control.block_on(stack::build(&config, &mut shared, &registry))?;
-        let workers_count = config.server.workers.unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
-        let listeners = server::bind_reuseport(config.server.listen, workers_count)
-            .map_err(io_error(format!("binding [server].listen {}", config.server.listen)))?;
-        let addr = listeners[0].local_addr().map_err(io_error("reading the listener address"))?;
+        let workers_count = config
+            .server
+            .workers
+            .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
+        let listeners = server::bind_reuseport(config.server.listen, workers_count).map_err(
+            io_error(format!("binding [server].listen {}", config.server.listen)),
+        )?;
+        let addr = listeners[0]
+            .local_addr()
+            .map_err(io_error("reading the listener address"))?;
         let admin_listener = match config.admin.listen {
             Some(admin) => Some(
-                std::net::TcpListener::bind(admin).map_err(io_error(format!("binding [admin].listen {admin}")))?,
+                std::net::TcpListener::bind(admin)
+                    .map_err(io_error(format!("binding [admin].listen {admin}")))?,
             ),
             None => None,
         };
@@ -160,7 +178,11 @@ impl RunningGateway {
 
         let state = Arc::new(State {
             current: Arc::new(ArcSwap::from_pointee(generation.current())),
-            loaded: ArcSwap::from_pointee(Loaded { version: 1, loaded_at: SystemTime::now(), generation }),
+            loaded: ArcSwap::from_pointee(Loaded {
+                version: 1,
+                loaded_at: SystemTime::now(),
+                generation,
+            }),
             shared: tokio::sync::Mutex::new(shared),
             registry,
             gauge: Arc::new(ConnectionGauge::default()),
@@ -171,7 +193,8 @@ impl RunningGateway {
         let (stop, stop_rx) = watch::channel(false);
         let limits = ConnectionLimits {
             header_read_timeout: config.server.header_read_timeout.get(),
-            max_header_size: usize::try_from(config.server.max_header_size.bytes()).unwrap_or(usize::MAX),
+            max_header_size: usize::try_from(config.server.max_header_size.bytes())
+                .unwrap_or(usize::MAX),
         };
         let grace = config.server.shutdown_grace.get();
 
@@ -182,7 +205,10 @@ impl RunningGateway {
             let worker = thread::Builder::new()
                 .name(format!("gateway-worker-{index}"))
                 .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
                         Ok(runtime) => runtime,
                         Err(error) => {
                             tracing::error!(%error, "worker runtime failed to start");
@@ -191,9 +217,18 @@ impl RunningGateway {
                     };
                     let current = state.current.clone();
                     let for_tls = current.clone();
-                    let make_service = move |peer, tls| ConnectionService::new(peer, tls, current.clone());
+                    let make_service =
+                        move |peer, tls| ConnectionService::new(peer, tls, current.clone());
                     let tls = move || for_tls.load().tls.clone();
-                    if let Err(error) = runtime.block_on(server::serve(listener, limits, state.gauge.clone(), make_service, tls, stop_rx, grace)) {
+                    if let Err(error) = runtime.block_on(server::serve(
+                        listener,
+                        limits,
+                        state.gauge.clone(),
+                        make_service,
+                        tls,
+                        stop_rx,
+                        grace,
+                    )) {
                         tracing::error!(%error, "worker stopped");
                     }
                 })
@@ -212,9 +247,19 @@ impl RunningGateway {
         if state.config_path.is_some() {
             control.spawn(watch_config(state.clone(), stop_rx));
         }
-        state.ready.store(true, std::sync::atomic::Ordering::Release);
+        state
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
         tracing::info!(%addr, admin = ?admin_addr, workers = workers.len(), "gateway listening");
-        Ok(Self { state, addr, admin_addr, stop, workers, control, grace })
+        Ok(Self {
+            state,
+            addr,
+            admin_addr,
+            stop,
+            workers,
+            control,
+            grace,
+        })
     }
 
     /// The public listener's address.
@@ -241,7 +286,9 @@ impl RunningGateway {
     /// Stops accepting, lets in-flight requests finish (up to `[server].shutdown_grace`), and
     /// returns when every worker is done.
     pub fn shutdown(self) {
-        self.state.ready.store(false, std::sync::atomic::Ordering::Release);
+        self.state
+            .ready
+            .store(false, std::sync::atomic::Ordering::Release);
         let _ = self.stop.send(true);
         tracing::info!(grace = ?self.grace, "shutting down: finishing in-flight requests");
         for worker in self.workers {
@@ -254,7 +301,9 @@ impl RunningGateway {
 /// Reloads on SIGHUP and when the config file's content changes (polled, so it also sees
 /// atomic renames and symlink swaps that file-watch APIs miss; debounced).
 async fn watch_config(state: Arc<State>, mut stop: watch::Receiver<bool>) {
-    let Some(path) = state.config_path.clone() else { return };
+    let Some(path) = state.config_path.clone() else {
+        return;
+    };
     let read = |path: &PathBuf| std::fs::read(path).ok();
     let mut last = tokio::task::spawn_blocking({
         let path = path.clone();
@@ -283,7 +332,10 @@ async fn watch_config(state: Arc<State>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => false,
         };
         let path_for_read = path.clone();
-        let content = tokio::task::spawn_blocking(move || read(&path_for_read)).await.ok().flatten();
+        let content = tokio::task::spawn_blocking(move || read(&path_for_read))
+            .await
+            .ok()
+            .flatten();
         if !forced && (content.is_none() || content == last) {
             continue;
         }

@@ -106,7 +106,9 @@ pub async fn serve<M, T, S, B>(
 where
     M: Fn(SocketAddr, bool) -> S,
     T: Fn() -> Option<tokio_rustls::TlsAcceptor>,
-    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>> + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: http_body::Body + Send + 'static,
@@ -146,7 +148,9 @@ where
                 match tls() {
                     None => {
                         let service = make_service(peer, false);
-                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                        let connection = builder
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned();
                         let connection = graceful.watch(connection);
                         tokio::spawn(async move {
                             if let Err(error) = connection.await {
@@ -161,7 +165,12 @@ where
                         let watcher = graceful.watcher();
                         let handshake_timeout = limits.header_read_timeout;
                         tokio::spawn(async move {
-                            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                            let stream = match tokio::time::timeout(
+                                handshake_timeout,
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
                                 Ok(Ok(stream)) => stream,
                                 Ok(Err(error)) => {
                                     tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -172,7 +181,8 @@ where
                                     return;
                                 }
                             };
-                            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            let connection = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
                             if let Err(error) = watcher.watch(connection).await {
                                 tracing::debug!(%peer, error = %error, "connection ended with an error");
                             }
@@ -184,7 +194,10 @@ where
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(grace = ?grace, "grace period over; closing the remaining connections");
     }
     flusher.abort();

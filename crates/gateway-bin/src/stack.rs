@@ -26,7 +26,10 @@ use std::time::Duration;
 use gateway_auth::{Authenticator, JwtAuth, JwtAuthLayer};
 use gateway_breaker::{CircuitBreaker, CircuitBreakerLayer, CircuitBreakerService};
 use gateway_core::ResponseBody;
-use gateway_headers::{HeaderRules, RequestHeaders, RequestHeadersLayer, RequestIdService, ResponseHeaders, ResponseHeadersLayer};
+use gateway_headers::{
+    HeaderRules, RequestHeaders, RequestHeadersLayer, RequestIdService, ResponseHeaders,
+    ResponseHeadersLayer,
+};
 use gateway_proxy::{Balance, Proxy, ProxyBody, Upstream};
 use gateway_ratelimit::{OnError, RateLimit, RateLimitBackend, RateLimitLayer};
 use http::Response;
@@ -95,7 +98,10 @@ fn wrap_body<B>(response: Response<B>) -> Response<ResponseBody<B>> {
 type Wrapped<S, B> = MapResponse<S, fn(Response<B>) -> Response<ResponseBody<B>>>;
 
 fn wrapped<S, B>(inner: S) -> Wrapped<S, B> {
-    MapResponse::new(inner, wrap_body::<B> as fn(Response<B>) -> Response<ResponseBody<B>>)
+    MapResponse::new(
+        inner,
+        wrap_body::<B> as fn(Response<B>) -> Response<ResponseBody<B>>,
+    )
 }
 
 type Upstreamed = Timed<Proxy>;
@@ -114,7 +120,10 @@ pub type RouteStack = Optional<ResponseHeaders<Authenticated>>;
 /// The response body of a route.
 pub type RouteBody = ResponseBody<LimitBody>;
 /// The service every request of a generation enters.
-pub type FrontService = Either<RequestIdService<Optional<ResponseHeaders<Dispatch<RouteStack>>>>, Optional<ResponseHeaders<Dispatch<RouteStack>>>>;
+pub type FrontService = Either<
+    RequestIdService<Optional<ResponseHeaders<Dispatch<RouteStack>>>>,
+    Optional<ResponseHeaders<Dispatch<RouteStack>>>,
+>;
 
 /// Names the service a header layer wraps, for [`Optional`].
 pub trait Unwrapped {
@@ -131,11 +140,19 @@ impl<S> Unwrapped for ResponseHeaders<S> {
 }
 
 fn request_rules<S>(rules: HeaderRules, inner: S) -> Either<RequestHeaders<S>, S> {
-    if rules.is_empty() { Either::Right(inner) } else { Either::Left(RequestHeadersLayer::new(rules).layer(inner)) }
+    if rules.is_empty() {
+        Either::Right(inner)
+    } else {
+        Either::Left(RequestHeadersLayer::new(rules).layer(inner))
+    }
 }
 
 fn response_rules<S>(rules: HeaderRules, inner: S) -> Either<ResponseHeaders<S>, S> {
-    if rules.is_empty() { Either::Right(inner) } else { Either::Left(ResponseHeadersLayer::new(rules).layer(inner)) }
+    if rules.is_empty() {
+        Either::Right(inner)
+    } else {
+        Either::Left(ResponseHeadersLayer::new(rules).layer(inner))
+    }
 }
 
 /// State kept across reloads while its config is unchanged.
@@ -159,7 +176,11 @@ pub struct Generation {
 impl Generation {
     /// The front service and settings the connections use.
     pub fn current(&self) -> Current<FrontService> {
-        Current { front: self.front.clone(), access_log: self.access_log, tls: self.tls.clone() }
+        Current {
+            front: self.front.clone(),
+            access_log: self.access_log,
+            tls: self.tls.clone(),
+        }
     }
 
     /// Whether the generation can serve, with detail for `/ready`.
@@ -185,7 +206,10 @@ impl Generation {
             serde_json::json!({ "configured": false })
         };
         let ready = !self.redis_required || self.ratelimit.is_connected();
-        (ready, serde_json::json!({ "upstreams": upstreams, "redis": redis }))
+        (
+            ready,
+            serde_json::json!({ "upstreams": upstreams, "redis": redis }),
+        )
     }
 
     /// Circuit state and transitions per upstream with a breaker, for `/metrics`.
@@ -201,11 +225,19 @@ impl Generation {
                     BreakerState::Open => 2,
                 };
                 let metrics = breaker.metrics();
-                let transitions = [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen]
-                    .into_iter()
-                    .map(|to| (to.as_str(), metrics.transitions_to(to)))
-                    .collect();
-                Some(crate::metrics::Circuit { upstream: name.clone(), state, transitions })
+                let transitions = [
+                    BreakerState::Closed,
+                    BreakerState::Open,
+                    BreakerState::HalfOpen,
+                ]
+                .into_iter()
+                .map(|to| (to.as_str(), metrics.transitions_to(to)))
+                .collect();
+                Some(crate::metrics::Circuit {
+                    upstream: name.clone(),
+                    state,
+                    transitions,
+                })
             })
             .collect()
     }
@@ -216,7 +248,11 @@ impl Generation {
     }
 }
 
-fn build_upstream(name: &str, section: &crate::config::UpstreamSection, config: &Config) -> Result<Proxy, BuildError> {
+fn build_upstream(
+    name: &str,
+    section: &crate::config::UpstreamSection,
+    config: &Config,
+) -> Result<Proxy, BuildError> {
     let balance = match section.balance {
         BalanceSection::RoundRobin => Balance::RoundRobin,
         BalanceSection::LeastRequest => Balance::LeastRequest,
@@ -231,13 +267,22 @@ fn build_upstream(name: &str, section: &crate::config::UpstreamSection, config: 
         .eject_for(section.eject_for.get())
         .trusted_proxies(config.server.trusted_proxies.clone())
         .build()
-        .map_err(|source| BuildError::Upstream { upstream: name.to_owned(), source })?;
+        .map_err(|source| BuildError::Upstream {
+            upstream: name.to_owned(),
+            source,
+        })?;
     Ok(Proxy::new(upstream))
 }
 
-fn header_rules(rules: Option<&crate::config::HeaderRulesSection>, field: impl FnOnce() -> String) -> Result<HeaderRules, BuildError> {
+fn header_rules(
+    rules: Option<&crate::config::HeaderRulesSection>,
+    field: impl FnOnce() -> String,
+) -> Result<HeaderRules, BuildError> {
     match rules {
-        Some(rules) => rules.build().map_err(|source| BuildError::Headers { field: field(), source }),
+        Some(rules) => rules.build().map_err(|source| BuildError::Headers {
+            field: field(),
+            source,
+        }),
         None => Ok(HeaderRules::default()),
     }
 }
@@ -248,8 +293,12 @@ pub fn check(config: &Config) -> Result<(), BuildError> {
     for (name, section) in &config.upstreams {
         build_upstream(name, section, config)?;
         if let Some(breaker) = &section.circuit_breaker {
-            CircuitBreaker::named(name.as_str(), breaker.clone())
-                .map_err(|source| BuildError::Breaker { upstream: name.clone(), source })?;
+            CircuitBreaker::named(name.as_str(), breaker.clone()).map_err(|source| {
+                BuildError::Breaker {
+                    upstream: name.clone(),
+                    source,
+                }
+            })?;
         }
     }
     if let Some(jwt) = &config.jwt {
@@ -261,31 +310,47 @@ pub fn check(config: &Config) -> Result<(), BuildError> {
     if let Some(headers) = &config.headers {
         headers
             .build(&config.server.trusted_proxies)
-            .map_err(|source| BuildError::Headers { field: "headers".into(), source })?;
+            .map_err(|source| BuildError::Headers {
+                field: "headers".into(),
+                source,
+            })?;
     }
     for (index, route) in config.routes.iter().enumerate() {
-        header_rules(route.request_headers.as_ref(), || format!("routes[{index}].request_headers"))?;
-        header_rules(route.response_headers.as_ref(), || format!("routes[{index}].response_headers"))?;
+        header_rules(route.request_headers.as_ref(), || {
+            format!("routes[{index}].request_headers")
+        })?;
+        header_rules(route.response_headers.as_ref(), || {
+            format!("routes[{index}].response_headers")
+        })?;
     }
     Ok(())
 }
 
 /// Builds a generation from a validated config, reusing `shared` state where its config is
 /// unchanged. Must run inside the control runtime (Redis and JWKS tasks are spawned on it).
-pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry>) -> Result<Generation, BuildError> {
+pub async fn build(
+    config: &Config,
+    shared: &mut Shared,
+    registry: &Arc<Registry>,
+) -> Result<Generation, BuildError> {
     // Rate-limit store: kept while `[redis]` is unchanged, so counters survive reloads.
     let ratelimit = match &shared.ratelimit {
         Some((redis, backend)) if redis.as_ref() == config.redis.as_ref() => backend.clone(),
         _ => {
             let backend = RateLimitBackend::from_config(config.redis.as_ref())?;
             if backend.is_redis() && !backend.wait_connected(Duration::from_secs(2)).await {
-                tracing::warn!("Redis is not reachable yet; rate limits follow `on_error` until it answers");
+                tracing::warn!(
+                    "Redis is not reachable yet; rate limits follow `on_error` until it answers"
+                );
             }
             shared.ratelimit = Some((config.redis.clone(), backend.clone()));
             backend
         }
     };
-    let redis_required = config.redis.as_ref().is_some_and(|r| r.on_error == OnError::Deny);
+    let redis_required = config
+        .redis
+        .as_ref()
+        .is_some_and(|r| r.on_error == OnError::Deny);
 
     // Authenticator: kept while `[jwt]` is unchanged (verified-token cache, JWKS keys).
     let authenticator = match (&config.jwt, &shared.auth) {
@@ -314,8 +379,12 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
             Some(settings) => {
                 let breaker = match shared.breakers.remove(name) {
                     Some((previous, breaker)) if &previous == settings => breaker,
-                    _ => CircuitBreaker::named(name.as_str(), settings.clone())
-                        .map_err(|source| BuildError::Breaker { upstream: name.clone(), source })?,
+                    _ => CircuitBreaker::named(name.as_str(), settings.clone()).map_err(
+                        |source| BuildError::Breaker {
+                            upstream: name.clone(),
+                            source,
+                        },
+                    )?,
                 };
                 breakers.insert(name.clone(), (settings.clone(), breaker.clone()));
                 Some(breaker)
@@ -330,19 +399,30 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
     }
     shared.breakers = breakers;
 
-    let global = match &config.headers {
-        Some(headers) => Some(
-            headers
-                .build(&config.server.trusted_proxies)
-                .map_err(|source| BuildError::Headers { field: "headers".into(), source })?,
-        ),
-        None => None,
-    };
-    let global_request = global.as_ref().map(|g| g.request.clone()).unwrap_or_default();
-    let global_response = global.as_ref().map(|g| g.response.clone()).unwrap_or_default();
+    let global =
+        match &config.headers {
+            Some(headers) => Some(headers.build(&config.server.trusted_proxies).map_err(
+                |source| BuildError::Headers {
+                    field: "headers".into(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
+    let global_request = global
+        .as_ref()
+        .map(|g| g.request.clone())
+        .unwrap_or_default();
+    let global_response = global
+        .as_ref()
+        .map(|g| g.response.clone())
+        .unwrap_or_default();
     let request_id = match &global {
         Some(global) => global.request_id.clone(),
-        None => Some(gateway_headers::RequestIdLayer::new().trusted_proxies(config.server.trusted_proxies.clone())),
+        None => Some(
+            gateway_headers::RequestIdLayer::new()
+                .trusted_proxies(config.server.trusted_proxies.clone()),
+        ),
     };
 
     let mut routes = Vec::with_capacity(config.routes.len());
@@ -356,11 +436,18 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
             unreachable!("route {index} names an unknown upstream")
         };
         let limited: Limited = match &section.rate_limit {
-            Some(limit) => Either::Left(RateLimitLayer::from_config(&ratelimit, name, limit).layer(service.clone())),
+            Some(limit) => Either::Left(
+                RateLimitLayer::from_config(&ratelimit, name, limit).layer(service.clone()),
+            ),
             None => Either::Right(wrapped(service.clone())),
         };
-        let route_request = header_rules(section.request_headers.as_ref(), || format!("routes[{index}].request_headers"))?;
-        let requested: Requested = request_rules(global_request.clone(), request_rules(route_request, limited));
+        let route_request = header_rules(section.request_headers.as_ref(), || {
+            format!("routes[{index}].request_headers")
+        })?;
+        let requested: Requested = request_rules(
+            global_request.clone(),
+            request_rules(route_request, limited),
+        );
         let authenticated: Authenticated = match &authenticator {
             Some(auth) => Either::Left(
                 JwtAuthLayer::new(auth.clone())
@@ -370,16 +457,27 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
             ),
             None => Either::Right(wrapped(requested)),
         };
-        let route_response = header_rules(section.response_headers.as_ref(), || format!("routes[{index}].response_headers"))?;
+        let route_response = header_rules(section.response_headers.as_ref(), || {
+            format!("routes[{index}].response_headers")
+        })?;
         let stack: RouteStack = response_rules(route_response, authenticated);
-        let prefix = normalize_route_prefix(section.path.get_ref()).map_err(|reason| BuildError::Route { index, reason })?;
+        let prefix = normalize_route_prefix(section.path.get_ref())
+            .map_err(|reason| BuildError::Route { index, reason })?;
         prefixes.push((prefix, section.methods.clone()));
         names.push(name.to_owned());
-        routes.push(Route { service: stack, metrics: registry.route(name, upstream), strip_prefix: section.strip_prefix });
+        routes.push(Route {
+            service: stack,
+            metrics: registry.route(name, upstream),
+            strip_prefix: section.strip_prefix,
+        });
     }
     ratelimit.retain_routes(|route| names.iter().any(|name| name == route));
 
-    let table = RouteTable::new(prefixes.iter().map(|(prefix, methods)| (prefix.as_str(), methods.as_deref())));
+    let table = RouteTable::new(
+        prefixes
+            .iter()
+            .map(|(prefix, methods)| (prefix.as_str(), methods.as_deref())),
+    );
     let dispatch = Dispatch::new(Arc::new(Routes {
         table,
         routes,
@@ -392,7 +490,10 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
         // With `[jwt]`, the auth layer strips (and sets) the forwarded identity headers.
         strip_identity: match &config.jwt {
             Some(_) => Vec::new(),
-            None => vec![http::HeaderName::from_static("x-user-id"), http::HeaderName::from_static("x-user-role")],
+            None => vec![
+                http::HeaderName::from_static("x-user-id"),
+                http::HeaderName::from_static("x-user-role"),
+            ],
         },
     }));
     let with_headers = response_rules(global_response, dispatch);
@@ -401,7 +502,12 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
         Some(layer) => Either::Left(layer.response_extension(true).layer(with_headers)),
         None => Either::Right(with_headers),
     };
-    let tls = config.server.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(crate::tls::acceptor)
+        .transpose()?;
     Ok(Generation {
         front,
         access_log: config.server.access_log,
@@ -414,7 +520,11 @@ pub async fn build(config: &Config, shared: &mut Shared, registry: &Arc<Registry
 
 /// Mints a development token for `gateway token` and the quickstart: HS256 with the
 /// configured secret, the configured issuer and audience, and the given `NAME=VALUE` claims.
-pub fn mint_token(config: &Config, claims: &[String], ttl: Duration) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+pub fn mint_token(
+    config: &Config,
+    claims: &[String],
+    ttl: Duration,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let Some(jwt) = &config.jwt else {
         return Err("the config has no [jwt] section".into());
     };

@@ -37,7 +37,10 @@ pub enum TlsError {
 }
 
 fn file_error(path: &Path, reason: impl ToString) -> TlsError {
-    TlsError::File { path: path.to_owned(), reason: reason.to_string() }
+    TlsError::File {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Builds the acceptor: reads both files, checks that key and certificate match, and
@@ -50,7 +53,8 @@ pub fn acceptor(section: &TlsSection) -> Result<TlsAcceptor, TlsError> {
     if certs.is_empty() {
         return Err(file_error(&section.cert, "no CERTIFICATE in the file"));
     }
-    let key = PrivateKeyDer::from_pem_file(&section.key).map_err(|e| file_error(&section.key, e))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&section.key).map_err(|e| file_error(&section.key, e))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -20,7 +20,8 @@ pub fn is_valid(value: &[u8]) -> bool {
     if value.len() < 55 || (value.len() > 55 && value.get(55) != Some(&b'-')) {
         return false;
     }
-    let (version, trace, parent, flags) = (&value[0..2], &value[3..35], &value[36..52], &value[53..55]);
+    let (version, trace, parent, flags) =
+        (&value[0..2], &value[3..35], &value[36..52], &value[53..55]);
     value[2] == b'-'
         && value[35] == b'-'
         && value[52] == b'-'
@@ -68,7 +69,9 @@ pub fn generate() -> HeaderValue {
     push_hex(&mut text[3..19], next_random());
     push_hex(&mut text[19..35], next_random() | 1);
     push_hex(&mut text[36..52], next_random() | 1);
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01"))
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| {
+        HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01")
+    })
 }
 
 /// Gives the request a `traceparent` unless it carries exactly one valid one. A replaced
@@ -99,13 +102,27 @@ mod tests {
 
     #[test]
     fn validation_follows_the_spec() {
-        assert!(is_valid(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        assert!(!is_valid(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
-        assert!(!is_valid(b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
-        assert!(!is_valid(b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        assert!(!is_valid(b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
-        assert!(!is_valid(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"));
-        assert!(is_valid(b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future"));
+        assert!(is_valid(
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_valid(
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_valid(
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"
+        ));
+        assert!(!is_valid(
+            b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_valid(
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
+        ));
+        assert!(!is_valid(
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"
+        ));
+        assert!(is_valid(
+            b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future"
+        ));
         assert!(!is_valid(b"garbage"));
     }
 

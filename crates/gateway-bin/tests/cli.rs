@@ -14,7 +14,8 @@ struct TempConfig(PathBuf);
 
 impl TempConfig {
     fn new(name: &str, text: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("gateway-cli-{}-{name}.toml", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("gateway-cli-{}-{name}.toml", std::process::id()));
         std::fs::write(&path, text).unwrap();
         Self(path)
     }
@@ -39,8 +40,16 @@ upstream = "users"
 
 fn check(name: &str, text: &str) -> (i32, String) {
     let config = TempConfig::new(name, text);
-    let output = gateway().args(["check", "--config"]).arg(&config.0).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let output = gateway()
+        .args(["check", "--config"])
+        .arg(&config.0)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.code().unwrap_or(-1), text)
 }
 
@@ -54,23 +63,55 @@ fn check_accepts_a_valid_config() {
 #[test]
 fn check_names_file_line_and_field() {
     let cases = [
-        ("unknown-key", VALID.replace("path = \"/users\"", "path = \"/users\"\nstrip_prefx = true"), 9, "strip_prefx"),
-        ("bad-duration", VALID.replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"\nrequest_timeout = \"soon\""), 3, "server.request_timeout"),
-        ("bad-upstream", VALID.replace("upstream = \"users\"", "upstream = \"nobody\""), 9, "routes[0].upstream"),
-        ("bad-listen", VALID.replace("127.0.0.1:0", "localhost"), 2, "server.listen"),
+        (
+            "unknown-key",
+            VALID.replace("path = \"/users\"", "path = \"/users\"\nstrip_prefx = true"),
+            9,
+            "strip_prefx",
+        ),
+        (
+            "bad-duration",
+            VALID.replace(
+                "listen = \"127.0.0.1:0\"",
+                "listen = \"127.0.0.1:0\"\nrequest_timeout = \"soon\"",
+            ),
+            3,
+            "server.request_timeout",
+        ),
+        (
+            "bad-upstream",
+            VALID.replace("upstream = \"users\"", "upstream = \"nobody\""),
+            9,
+            "routes[0].upstream",
+        ),
+        (
+            "bad-listen",
+            VALID.replace("127.0.0.1:0", "localhost"),
+            2,
+            "server.listen",
+        ),
         ("syntax", VALID.replace("[[routes]]", "[[routes]"), 7, ""),
     ];
     for (name, text, line, field) in cases {
         let (code, output) = check(name, &text);
         assert_eq!(code, 1, "{name}: {output}");
-        assert!(output.contains(&format!("gateway-cli-{}-{name}.toml:{line}:", std::process::id())), "{name}: {output}");
+        assert!(
+            output.contains(&format!(
+                "gateway-cli-{}-{name}.toml:{line}:",
+                std::process::id()
+            )),
+            "{name}: {output}"
+        );
         assert!(output.contains(field), "{name}: {output}");
     }
 }
 
 #[test]
 fn check_reports_a_missing_file() {
-    let output = gateway().args(["check", "--config", "/nonexistent/gateway.toml"]).output().unwrap();
+    let output = gateway()
+        .args(["check", "--config", "/nonexistent/gateway.toml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/gateway.toml"));
 }
@@ -84,7 +125,13 @@ fn version_is_printed() {
 
 /// A raw upstream that answers one request after a delay.
 /// The receiver fires when the request head has arrived.
-fn slow_upstream(delay: Duration) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<()>, std::thread::JoinHandle<()>) {
+fn slow_upstream(
+    delay: Duration,
+) -> (
+    std::net::SocketAddr,
+    std::sync::mpsc::Receiver<()>,
+    std::thread::JoinHandle<()>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (arrived, arrival) = std::sync::mpsc::channel();
@@ -107,7 +154,11 @@ fn slow_upstream(delay: Duration) -> (std::net::SocketAddr, std::sync::mpsc::Rec
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[cfg(unix)]
@@ -117,9 +168,17 @@ fn sigterm_finishes_the_in_flight_request_then_exits_0() {
     let port = free_port();
     let config = TempConfig::new(
         "sigterm",
-        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstreams.slow]\ntargets = [\"http://{upstream}\"]\n[[routes]]\npath = \"/\"\nupstream = \"slow\"\n"),
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstreams.slow]\ntargets = [\"http://{upstream}\"]\n[[routes]]\npath = \"/\"\nupstream = \"slow\"\n"
+        ),
     );
-    let mut child = gateway().arg("--config").arg(&config.0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = gateway()
+        .arg("--config")
+        .arg(&config.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut stream = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
@@ -128,11 +187,20 @@ fn sigterm_finishes_the_in_flight_request_then_exits_0() {
             Err(error) => panic!("gateway did not start: {error}"),
         }
     };
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
     // Once the upstream has the request, ask the gateway to stop.
-    arrival.recv_timeout(Duration::from_secs(10)).expect("the request never reached the upstream");
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    arrival
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the request never reached the upstream");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
