@@ -110,7 +110,7 @@ type Broken = Either<CircuitBreakerService<Upstreamed>, Wrapped<Upstreamed, Prox
 type LimitBody = ResponseBody<BreakerBody>;
 type Limited = Either<RateLimit<Broken>, Wrapped<Broken, BreakerBody>>;
 /// Header layers with no rules are left out rather than run empty.
-type Optional<L> = Either<L, <L as Unwrapped>::Inner>;
+pub type Optional<L> = Either<L, <L as Unwrapped>::Inner>;
 type RouteRequested = Optional<RequestHeaders<Limited>>;
 type Requested = Optional<RequestHeaders<RouteRequested>>;
 type Authenticated = Either<JwtAuth<Requested>, Wrapped<Requested, LimitBody>>;
