@@ -91,6 +91,36 @@ fn check_names_file_line_and_field() {
             "server.listen",
         ),
         ("syntax", VALID.replace("[[routes]]", "[[routes]"), 7, ""),
+        (
+            "header-template",
+            format!("{VALID}[routes.request_headers]\nset = {{ \"X-Caller\" = \"{{nope}}\" }}\n"),
+            11,
+            "routes[0].request_headers",
+        ),
+        (
+            "header-crlf",
+            format!(
+                "{VALID}[routes.response_headers]\nset = {{ \"X-A\" = \"a\\r\\nSet-Cookie: x=1\" }}\n"
+            ),
+            11,
+            "routes[0].response_headers",
+        ),
+        (
+            "rate-limit",
+            // Checked across the table's fields, so located at the table.
+            format!("{VALID}[routes.rate_limit]\nlimit = 0\nwindow = \"1m\"\n"),
+            10,
+            "routes[0].rate_limit",
+        ),
+        (
+            "breaker",
+            VALID.replace(
+                "[[routes]]",
+                "[upstreams.users.circuit_breaker]\nfailure_threshold = -1\n\n[[routes]]",
+            ),
+            8,
+            "upstreams.users.circuit_breaker",
+        ),
     ];
     for (name, text, line, field) in cases {
         let (code, output) = check(name, &text);
