@@ -246,3 +246,108 @@ async fn grpc_style_trailers_pass_end_to_end_over_h2c() {
     );
     assert_eq!(&collected.to_bytes()[..], b"\x00\x00\x00\x00\x02hi");
 }
+
+/// An HTTPS upstream: hyper behind a rustls acceptor with the given certificate.
+async fn https_upstream(cert: &Certificate) -> std::net::SocketAddr {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let key = PrivateKeyDer::from_pem_file(cert.dir.path.join("key.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der.clone()], key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let alpn =
+                    String::from_utf8_lossy(stream.get_ref().1.alpn_protocol().unwrap_or(b"none"))
+                        .into_owned();
+                let service =
+                    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        // HTTP/1.1 carries the authority in Host, HTTP/2 in the URI.
+                        let host = request
+                            .headers()
+                            .get("host")
+                            .and_then(|h| h.to_str().ok())
+                            .map(str::to_owned);
+                        let host = host
+                            .or_else(|| request.uri().authority().map(|a| a.to_string()))
+                            .unwrap_or_default();
+                        let path = request
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        let text =
+                            format!("{path} {:?} alpn={alpn} sni-host={host}", request.version());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                Bytes::from(text),
+                            )))
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstreams_are_verified_against_the_configured_ca() {
+    let cert = certificate();
+    let upstream = https_upstream(&cert).await;
+    let target = format!("https://localhost:{}", upstream.port());
+    let gw = TestGateway::start(&config(&format!(
+        "[upstreams.secure]\ntargets = [\"{target}/base\"]\ntls_ca = \"{ca}\"\n\
+         [upstreams.secure_h2]\ntargets = [\"{target}\"]\ntls_ca = \"{ca}\"\nh2c = true\n\
+         [upstreams.untrusted]\ntargets = [\"{target}\"]\ntls_ca = \"{other}\"\n\
+         [[routes]]\npath = \"/h1\"\nupstream = \"secure\"\nstrip_prefix = true\n\
+         [[routes]]\npath = \"/h2\"\nupstream = \"secure_h2\"\n\
+         [[routes]]\npath = \"/untrusted\"\nupstream = \"untrusted\"\n",
+        ca = cert.dir.path.join("cert.pem").display(),
+        other = {
+            let other = certificate();
+            let path = cert.dir.path.join("other-ca.pem");
+            std::fs::copy(other.dir.path.join("cert.pem"), &path).unwrap();
+            path.display().to_string()
+        },
+    )));
+    let (parts, body) = get(&gw.url("/h1/x?y=1")).await;
+    assert_eq!(parts.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.starts_with("/base/x?y=1 HTTP/1.1 alpn=http/1.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("sni-host=localhost:{}", upstream.port())),
+        "{text}"
+    );
+
+    let (parts, body) = get(&gw.url("/h2")).await;
+    assert_eq!(parts.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("HTTP/2.0 alpn=h2"), "{text}");
+    assert!(
+        text.contains(&format!("sni-host=localhost:{}", upstream.port())),
+        "{text}"
+    );
+
+    // A certificate from another CA is refused: 502, nothing leaks.
+    let (parts, _) = get(&gw.url("/untrusted")).await;
+    assert_eq!(parts.status, StatusCode::BAD_GATEWAY);
+}

@@ -144,6 +144,9 @@ pub struct UpstreamSection {
     /// How long a target that refuses connections is skipped.
     #[serde(default = "defaults::eject_for")]
     pub eject_for: HumanDuration,
+    /// PEM file of the certificate authorities that `https://` targets are checked against;
+    /// default: the system's trust store.
+    pub tls_ca: Option<PathBuf>,
     /// Circuit breaker for this upstream (all its targets).
     pub circuit_breaker: Option<BreakerSection>,
 }

@@ -266,6 +266,10 @@ fn build_upstream(
         .preserve_host(section.preserve_host)
         .eject_for(section.eject_for.get())
         .trusted_proxies(config.server.trusted_proxies.clone())
+        .tls_roots(match &section.tls_ca {
+            Some(path) => gateway_proxy::UpstreamRoots::CaFile(path.clone()),
+            None => gateway_proxy::UpstreamRoots::System,
+        })
         .build()
         .map_err(|source| BuildError::Upstream {
             upstream: name.to_owned(),

@@ -124,7 +124,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let url = format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap();
-                Arc::new(Target::new(i as u64, url, settings, Instant::now()))
+                Arc::new(Target::new(i as u64, url, None, settings, Instant::now()))
             })
             .collect()
     }

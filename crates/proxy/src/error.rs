@@ -3,7 +3,7 @@
 /// Why an upstream could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// A target URL is not `http://host:port[/base]`.
+    /// A target URL is not `http(s)://host:port[/base]`.
     #[error("invalid target URL `{url}`: {reason}")]
     InvalidTarget {
         /// The URL as given.
@@ -14,4 +14,7 @@ pub enum ProxyError {
     /// The upstream has no target.
     #[error("upstream `{0}` has no targets")]
     NoTargets(String),
+    /// TLS to `https://` targets cannot be set up (no trust roots, unreadable CA file).
+    #[error("upstream TLS: {0}")]
+    Tls(String),
 }

@@ -20,6 +20,9 @@
 //!   breaks after sending is retried once when the request is idempotent and bodiless.
 //!   Unreachable is `502`, no response headers in time `504`, both problem+json with a
 //!   [`gateway_core::UpstreamFailure`] in the response extensions.
+//! - **TLS**: `https://` targets are reached over rustls, checked against the system's roots or
+//!   a [CA file](UpstreamRoots::CaFile), with SNI and ALPN (`h2` when [`h2c`](UpstreamBuilder::h2c)
+//!   is set, else `http/1.1`).
 //! - **Upgrades**: HTTP/1.1 `Upgrade` (WebSocket) requests are tunnelled after a `101`; the
 //!   server must serve connections with upgrades enabled.
 //!
@@ -100,6 +103,7 @@ mod pool;
 mod replay;
 mod service;
 mod target;
+mod tls;
 mod upgrade;
 mod upstream;
 mod uri;
@@ -109,4 +113,5 @@ pub use body::ProxyBody;
 pub use error::ProxyError;
 pub use service::{Proxy, ResponseFuture};
 pub use target::TargetUrl;
+pub use tls::UpstreamRoots;
 pub use upstream::{TargetStatus, Upstream, UpstreamBuilder};

@@ -183,6 +183,22 @@ pub(crate) async fn open_h1(
     upgrades: bool,
 ) -> Result<H1Sender, ConnectError> {
     let stream = tcp(target, timeout).await?;
+    match &target.tls {
+        None => handshake_h1(stream, upgrades).await,
+        Some(tls) => {
+            let handshake = tls.connect(target.url.host(), stream, false);
+            let stream = tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| ConnectError::Timeout(timeout))??;
+            handshake_h1(stream, upgrades).await
+        }
+    }
+}
+
+async fn handshake_h1<T>(stream: T, upgrades: bool) -> Result<H1Sender, ConnectError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let (sender, conn) = http1::Builder::new()
         // Head and small bodies in one buffer, one write.
         .writev(false)
@@ -204,9 +220,26 @@ pub(crate) async fn open_h1(
     Ok(sender)
 }
 
-/// A new HTTP/2 (prior knowledge) connection, its driver spawned on the current runtime.
+/// A new HTTP/2 connection (prior knowledge in clear text, ALPN `h2` over TLS), its driver
+/// spawned on the current runtime.
 pub(crate) async fn open_h2(target: &Target, timeout: Duration) -> Result<H2Sender, ConnectError> {
     let stream = tcp(target, timeout).await?;
+    match &target.tls {
+        None => handshake_h2(stream).await,
+        Some(tls) => {
+            let handshake = tls.connect(target.url.host(), stream, true);
+            let stream = tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| ConnectError::Timeout(timeout))??;
+            handshake_h2(stream).await
+        }
+    }
+}
+
+async fn handshake_h2<T>(stream: T) -> Result<H2Sender, ConnectError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .handshake(TokioIo::new(stream))
         .await?;

@@ -22,6 +22,7 @@ use crate::error::ProxyError;
 #[serde(try_from = "String")]
 pub struct TargetUrl {
     text: Box<str>,
+    tls: bool,
     authority: Authority,
     port: u16,
     base: Box<str>,
@@ -51,9 +52,14 @@ impl TargetUrl {
             .unwrap_or(host)
     }
 
-    /// The port (80 when the URL has none).
+    /// The port (80, or 443 for `https`, when the URL has none).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether connections to the target use TLS (`https://`).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 }
 
@@ -68,15 +74,11 @@ impl FromStr for TargetUrl {
         let uri: Uri = text
             .parse()
             .map_err(|_| invalid("not a URL; write e.g. `http://127.0.0.1:9001`"))?;
-        match uri.scheme() {
-            Some(scheme) if *scheme == Scheme::HTTP => {}
-            Some(scheme) if *scheme == Scheme::HTTPS => {
-                return Err(invalid(
-                    "https targets are not supported yet: use http:// (or h2c) to the upstream",
-                ));
-            }
-            _ => return Err(invalid("the scheme must be `http://`")),
-        }
+        let tls = match uri.scheme() {
+            Some(scheme) if *scheme == Scheme::HTTP => false,
+            Some(scheme) if *scheme == Scheme::HTTPS => true,
+            _ => return Err(invalid("the scheme must be `http://` or `https://`")),
+        };
         let authority = uri
             .authority()
             .cloned()
@@ -93,7 +95,8 @@ impl FromStr for TargetUrl {
         let base = uri.path().trim_end_matches('/');
         Ok(Self {
             text: text.into(),
-            port: authority.port_u16().unwrap_or(80),
+            tls,
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority,
             base: base.into(),
         })
@@ -131,6 +134,8 @@ pub(crate) struct Target {
     pub(crate) addr: Option<SocketAddr>,
     /// `Host` header value of the target.
     pub(crate) host_header: HeaderValue,
+    /// TLS settings, for an `https://` target.
+    pub(crate) tls: Option<crate::tls::UpstreamTls>,
     pub(crate) pool: PoolSettings,
     in_flight: AtomicUsize,
     /// Milliseconds since `epoch` until which the target is skipped; 0 when it is not.
@@ -139,7 +144,13 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    pub(crate) fn new(id: u64, url: TargetUrl, pool: PoolSettings, epoch: Instant) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        url: TargetUrl,
+        tls: Option<crate::tls::UpstreamTls>,
+        pool: PoolSettings,
+        epoch: Instant,
+    ) -> Self {
         let addr = url
             .host()
             .parse::<IpAddr>()
@@ -153,6 +164,7 @@ impl Target {
             url,
             addr,
             host_header,
+            tls,
             pool,
             in_flight: AtomicUsize::new(0),
             ejected_until: AtomicU64::new(0),
@@ -222,12 +234,16 @@ mod tests {
         let url: TargetUrl = "http://users.internal".parse().unwrap();
         assert_eq!(url.port(), 80);
         assert_eq!(url.base_path(), "");
+        assert!(!url.is_tls());
+
+        let url: TargetUrl = "https://users.internal/v1".parse().unwrap();
+        assert_eq!(url.port(), 443);
+        assert!(url.is_tls());
     }
 
     #[test]
     fn rejects_what_cannot_be_a_target() {
         for (url, reason) in [
-            ("https://example.com", "https"),
             ("ftp://example.com", "scheme"),
             ("127.0.0.1:9000", "scheme"),
             ("http://user:pw@example.com", "credentials"),
@@ -249,6 +265,7 @@ mod tests {
         let target = Target::new(
             1,
             "http://127.0.0.1:1".parse().unwrap(),
+            None,
             settings,
             Instant::now(),
         );

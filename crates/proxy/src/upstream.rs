@@ -57,6 +57,7 @@ impl Upstream {
             preserve_host: false,
             trusted: TrustedProxies::none(),
             eject_for: Duration::from_secs(10),
+            roots: crate::tls::UpstreamRoots::System,
         }
     }
 
@@ -107,9 +108,17 @@ pub struct UpstreamBuilder {
     preserve_host: bool,
     trusted: TrustedProxies,
     eject_for: Duration,
+    roots: crate::tls::UpstreamRoots,
 }
 
 impl UpstreamBuilder {
+    /// The certificate authorities `https://` targets are checked against (default: the
+    /// system's trust store).
+    pub fn tls_roots(mut self, roots: crate::tls::UpstreamRoots) -> Self {
+        self.roots = roots;
+        self
+    }
+
     /// How requests are spread over the targets (default: round robin).
     pub fn balance(mut self, balance: Balance) -> Self {
         self.balance = balance;
@@ -182,15 +191,24 @@ impl UpstreamBuilder {
             max_idle: self.max_idle_per_target,
         };
         let epoch = Instant::now();
-        let targets = self
+        let urls = self
             .targets
             .iter()
+            .map(|url| url.parse::<TargetUrl>())
+            .collect::<Result<Vec<_>, _>>()?;
+        // Trust roots are loaded once per upstream, and only when a target needs them.
+        let tls = match urls.iter().any(TargetUrl::is_tls) {
+            true => Some(crate::tls::UpstreamTls::new(&self.roots)?),
+            false => None,
+        };
+        let targets = urls
+            .into_iter()
             .map(|url| {
-                let url: TargetUrl = url.parse()?;
                 let id = NEXT_TARGET_ID.fetch_add(1, Ordering::Relaxed);
-                Ok(Arc::new(Target::new(id, url, pool, epoch)))
+                let tls = if url.is_tls() { tls.clone() } else { None };
+                Arc::new(Target::new(id, url, tls, pool, epoch))
             })
-            .collect::<Result<_, ProxyError>>()?;
+            .collect();
         Ok(Upstream {
             inner: Arc::new(Inner {
                 name: self.name.into(),
@@ -214,10 +232,15 @@ mod tests {
 
     #[test]
     fn build_validates_targets() {
-        let err = Upstream::builder("users", ["http://127.0.0.1:1", "https://x"])
+        let err = Upstream::builder("users", ["http://127.0.0.1:1", "ftp://x"])
             .build()
             .unwrap_err();
-        assert!(err.to_string().contains("https://x"), "{err}");
+        assert!(err.to_string().contains("ftp://x"), "{err}");
+        let err = Upstream::builder("users", ["https://x"])
+            .tls_roots(crate::UpstreamRoots::CaFile("/nonexistent/ca.pem".into()))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
         let err = Upstream::builder("users", Vec::<String>::new())
             .build()
             .unwrap_err();
