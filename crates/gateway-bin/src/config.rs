@@ -121,7 +121,7 @@ pub enum BalanceSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSection {
-    /// Target base URLs, `http://host:port[/base]`.
+    /// Target base URLs, `http://host:port[/base]` or `https://host[:port][/base]`.
     pub targets: Spanned<Vec<String>>,
     /// Load-balancing policy.
     #[serde(default)]

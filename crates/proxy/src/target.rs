@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::error::ProxyError;
 
-/// A target URL, `http://host:port[/base]`, validated.
+/// A target URL, `http://host:port[/base]` or `https://...`, validated.
 ///
 /// Deserializes from a string, so a config loader reports a bad URL at its line. The base
 /// path (without a trailing slash) is prepended to every forwarded path.
