@@ -182,12 +182,7 @@ async fn reload_under_load_drops_nothing_and_keeps_tunnels_open() {
         .write_all(b"GET /ws HTTP/1.1\r\nhost: gw\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
         .await
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(tunnel.read(&mut byte).await.unwrap(), 1);
-        head.push(byte[0]);
-    }
+    let head = support::read_head(&mut tunnel).await;
     assert!(head.starts_with(b"HTTP/1.1 101"));
 
     // Clients hammering throughout, each on keep-alive connections.

@@ -144,6 +144,24 @@ pub async fn get(url: &str) -> (http::response::Parts, bytes::Bytes) {
     send(http::Request::get(url).body(Default::default()).unwrap()).await
 }
 
+/// Reads a raw HTTP response head (through the blank line) from a stream, byte by byte so
+/// nothing after it (an upgraded stream's data) is consumed.
+pub async fn read_head(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut byte)).await;
+        assert_eq!(
+            read.expect("no response head").unwrap(),
+            1,
+            "connection closed during the head"
+        );
+        head.push(byte[0]);
+    }
+    head
+}
+
 /// Parses a JSON body.
 pub fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
