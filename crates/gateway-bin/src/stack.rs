@@ -19,7 +19,6 @@
 //! the JWT authenticator (with its verified-token cache and JWKS keys).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -436,8 +435,11 @@ pub async fn build(
         let name = section.display_name();
         let upstream = section.upstream.get_ref();
         let Some(service) = services.get(upstream.as_str()) else {
-            // Config validation guarantees the upstream exists.
-            unreachable!("route {index} names an unknown upstream")
+            // Loading rejects this already; a `Config` built in code may still get here.
+            return Err(BuildError::Route {
+                index,
+                reason: format!("no upstream named `{upstream}`"),
+            });
         };
         let limited: Limited = match &section.rate_limit {
             Some(limit) => Either::Left(
@@ -539,6 +541,3 @@ pub fn mint_token(
     }
     Ok(gateway_auth::mint_for_config(jwt, map, ttl)?)
 }
-
-/// The never-failing error type of every service in the stack.
-pub type StackError = Infallible;
