@@ -5,10 +5,12 @@ use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 
 use http::HeaderValue;
-use http::header::HeaderMap;
+use http::header::{HeaderMap, HeaderName};
 
-/// The header name.
-pub const TRACEPARENT: &str = "traceparent";
+/// The `traceparent` header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The `tracestate` header.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 fn is_lower_hex(bytes: &[u8]) -> bool {
     bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -77,13 +79,13 @@ pub fn generate() -> HeaderValue {
 /// Gives the request a `traceparent` unless it carries exactly one valid one. A replaced
 /// invalid one takes its `tracestate` with it (the state belongs to the old trace).
 pub fn ensure(headers: &mut HeaderMap) {
-    let mut values = headers.get_all(TRACEPARENT).iter();
+    let mut values = headers.get_all(&TRACEPARENT).iter();
     let valid = match (values.next(), values.next()) {
         (Some(value), None) => is_valid(value.as_bytes()),
         _ => false,
     };
     if !valid {
-        headers.remove("tracestate");
+        headers.remove(&TRACESTATE);
         headers.insert(TRACEPARENT, generate());
     }
 }
@@ -131,14 +133,14 @@ mod tests {
         let mut headers = HeaderMap::new();
         let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         headers.insert(TRACEPARENT, HeaderValue::from_static(valid));
-        headers.insert("tracestate", HeaderValue::from_static("vendor=1"));
+        headers.insert(TRACESTATE, HeaderValue::from_static("vendor=1"));
         ensure(&mut headers);
-        assert_eq!(headers[TRACEPARENT], valid);
-        assert_eq!(headers["tracestate"], "vendor=1");
+        assert_eq!(headers[&TRACEPARENT], valid);
+        assert_eq!(headers[&TRACESTATE], "vendor=1");
 
         headers.insert(TRACEPARENT, HeaderValue::from_static("00-bogus"));
         ensure(&mut headers);
-        assert!(is_valid(headers[TRACEPARENT].as_bytes()));
-        assert!(headers.get("tracestate").is_none());
+        assert!(is_valid(headers[&TRACEPARENT].as_bytes()));
+        assert!(headers.get(&TRACESTATE).is_none());
     }
 }
