@@ -11,6 +11,8 @@ use ipnet::IpNet;
 use tower_layer::Layer;
 use tower_service::Service;
 
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 /// The address of the TCP peer of the connection a request arrived on.
 ///
 /// The server inserts it into every request's extensions (the gateway binary does; with axum,
@@ -97,7 +99,7 @@ impl TrustedProxies {
         }
         let mut client = peer;
         // Later header lines are appended by nearer proxies: walk lines and entries backwards.
-        for line in headers.get_all("x-forwarded-for").iter().rev() {
+        for line in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
             let Ok(line) = line.to_str() else {
                 return client;
             };
