@@ -188,13 +188,6 @@ impl RouteSection {
     }
 }
 
-impl UpstreamSection {
-    /// The connect timeout as a [`Duration`].
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout.get()
-    }
-}
-
 mod defaults {
     use super::*;
 

@@ -82,14 +82,15 @@ where
         let uri = request.uri().clone();
         let mut cached = self.cached.borrow_mut();
         let current = self.current.load();
-        let stale = !matches!(&*cached, Some((generation, _)) if Arc::ptr_eq(generation, &current));
-        if stale {
-            let generation = arc_swap::Guard::into_inner(current);
-            let front = generation.front.clone();
-            *cached = Some((generation, front));
+        if cached
+            .as_ref()
+            .is_some_and(|(generation, _)| !Arc::ptr_eq(generation, &current))
+        {
+            // A reload swapped the generation: this connection's next requests use the new one.
+            *cached = None;
         }
         let (generation, front) = cached.get_or_insert_with(|| {
-            let generation = self.current.load_full();
+            let generation = arc_swap::Guard::into_inner(current);
             let front = generation.front.clone();
             (generation, front)
         });

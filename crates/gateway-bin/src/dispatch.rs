@@ -86,7 +86,10 @@ impl<S> Dispatch<S> {
 
 type LocalResponse<B> = Response<ResponseBody<B>>;
 
-fn problem<B>(status: StatusCode, detail: &'static str) -> LocalResponse<B> {
+fn problem<B>(
+    status: StatusCode,
+    detail: impl Into<std::borrow::Cow<'static, str>>,
+) -> LocalResponse<B> {
     ResponseBody::problem(Problem::new(status).with_detail(detail))
 }
 
@@ -124,7 +127,7 @@ where
         let path = match normalize_path(request.uri().path()) {
             Ok(path) => path,
             Err(error) => {
-                return unmatched(problem_owned(StatusCode::BAD_REQUEST, error.to_string()));
+                return unmatched(problem(StatusCode::BAD_REQUEST, error.to_string()));
             }
         };
         let (index, prefix_len) = match routes.table.find(&path, request.method()) {
@@ -230,10 +233,6 @@ where
             exceeded,
         }
     }
-}
-
-fn problem_owned<B>(status: StatusCode, detail: String) -> LocalResponse<B> {
-    ResponseBody::problem(Problem::new(status).with_detail(detail))
 }
 
 /// The request's URI with another path and the same query, byte for byte.

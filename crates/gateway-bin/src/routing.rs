@@ -373,48 +373,20 @@ mod tests {
     #[test]
     fn longest_prefix_on_segment_boundaries() {
         let t = table();
-        assert_eq!(
-            t.find("/api/v1/users/42", &Method::GET),
-            Match::Route {
-                index: 2,
-                prefix_len: 13
-            }
-        );
-        assert_eq!(
-            t.find("/api/v1/users", &Method::POST),
-            Match::Route {
-                index: 3,
-                prefix_len: 13
-            }
-        );
-        assert_eq!(
-            t.find("/api/v1/usersx", &Method::GET),
-            Match::Route {
-                index: 1,
-                prefix_len: 4
-            }
-        );
-        assert_eq!(
-            t.find("/apix", &Method::GET),
-            Match::Route {
-                index: 0,
-                prefix_len: 1
-            }
-        );
-        assert_eq!(
-            t.find("/api/", &Method::GET),
-            Match::Route {
-                index: 1,
-                prefix_len: 4
-            }
-        );
-        assert_eq!(
-            t.find("/", &Method::GET),
-            Match::Route {
-                index: 0,
-                prefix_len: 1
-            }
-        );
+        for (path, method, index, prefix_len) in [
+            ("/api/v1/users/42", Method::GET, 2, 13),
+            ("/api/v1/users", Method::POST, 3, 13),
+            ("/api/v1/usersx", Method::GET, 1, 4),
+            ("/apix", Method::GET, 0, 1),
+            ("/api/", Method::GET, 1, 4),
+            ("/", Method::GET, 0, 1),
+        ] {
+            assert_eq!(
+                t.find(path, &method),
+                Match::Route { index, prefix_len },
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]

@@ -132,64 +132,60 @@ where
             _ = stop.wait_for(|stop| *stop) => break,
             accepted = listener.accept() => accepted,
         };
-        {
-            {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let guard = ConnectionGuard::new(gauge.clone());
+        match tls() {
+            None => {
+                let service = make_service(peer, false);
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%peer, error = %error, "connection ended with an error");
                     }
-                };
-                let _ = stream.set_nodelay(true);
-                let guard = ConnectionGuard::new(gauge.clone());
-                match tls() {
-                    None => {
-                        let service = make_service(peer, false);
-                        let connection = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .into_owned();
-                        let connection = graceful.watch(connection);
-                        tokio::spawn(async move {
-                            if let Err(error) = connection.await {
-                                tracing::debug!(%peer, error = %error, "connection ended with an error");
-                            }
-                            drop(guard);
-                        });
+                    drop(guard);
+                });
+            }
+            Some(acceptor) => {
+                let service = make_service(peer, true);
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let handshake_timeout = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(error) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, error = %error, "connection ended with an error");
                     }
-                    Some(acceptor) => {
-                        let service = make_service(peer, true);
-                        let builder = builder.clone();
-                        let watcher = graceful.watcher();
-                        let handshake_timeout = limits.header_read_timeout;
-                        tokio::spawn(async move {
-                            let stream = match tokio::time::timeout(
-                                handshake_timeout,
-                                acceptor.accept(stream),
-                            )
-                            .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                            let connection = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            if let Err(error) = watcher.watch(connection).await {
-                                tracing::debug!(%peer, error = %error, "connection ended with an error");
-                            }
-                            drop(guard);
-                        });
-                    }
-                }
+                    drop(guard);
+                });
             }
         }
     }

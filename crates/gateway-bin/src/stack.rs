@@ -258,7 +258,7 @@ fn build_upstream(
     };
     let upstream = Upstream::builder(name, section.targets.get_ref().iter().map(String::as_str))
         .balance(balance)
-        .connect_timeout(section.connect_timeout())
+        .connect_timeout(section.connect_timeout.get())
         .response_timeout(section.timeout.get())
         .idle_timeout(section.idle_timeout.get())
         .h2c(section.h2c)
