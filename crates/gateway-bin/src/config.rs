@@ -52,6 +52,8 @@ pub struct Config {
     /// `[headers]`: header rules applied on every route, and the request id.
     #[serde(default)]
     pub headers: Option<GlobalHeadersSection>,
+    /// `[tracing]`: OpenTelemetry span export (needs the `otlp` cargo feature).
+    pub tracing: Option<Spanned<TracingSection>>,
     /// `[upstreams.NAME]`: where routes send traffic.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSection>,
@@ -104,6 +106,32 @@ pub struct ServerSection {
 pub struct AdminSection {
     /// Address of the admin listener (`/health`, `/ready`, `/metrics`); none: no admin listener.
     pub listen: Option<SocketAddr>,
+}
+
+/// `[tracing]`: one OpenTelemetry server span per request, exported over OTLP/HTTP (protobuf).
+///
+/// The gateway joins the caller's trace (a valid `traceparent`) or starts one, and forwards a
+/// `traceparent` naming its own span as the parent, so upstream spans nest under it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingSection {
+    /// The OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`.
+    pub otlp_endpoint: Spanned<String>,
+    /// Extra headers sent with each export (an API key, a tenant id).
+    #[serde(default)]
+    pub otlp_headers: BTreeMap<String, String>,
+    /// CA certificates (PEM) for an `https://` endpoint; default: the system's roots.
+    pub otlp_ca: Option<PathBuf>,
+    /// Time allowed for one export call.
+    #[serde(default = "defaults::export_timeout")]
+    pub export_timeout: HumanDuration,
+    /// `service.name` of the exported spans.
+    #[serde(default = "defaults::service_name")]
+    pub service_name: String,
+    /// Share of new traces that are recorded, 0.0 to 1.0. A caller's sampling decision (the
+    /// `traceparent` flag) is always followed.
+    #[serde(default = "defaults::sample_ratio")]
+    pub sample_ratio: Spanned<f64>,
 }
 
 /// How an upstream spreads requests over its targets.
@@ -224,6 +252,15 @@ mod defaults {
     pub(super) fn yes() -> bool {
         true
     }
+    pub(super) fn export_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(10))
+    }
+    pub(super) fn service_name() -> String {
+        "gateway".to_owned()
+    }
+    pub(super) fn sample_ratio() -> Spanned<f64> {
+        Spanned::new(0..0, 1.0)
+    }
 }
 
 fn de_trusted_proxies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TrustedProxies, D::Error> {
@@ -304,6 +341,53 @@ impl<'a> Locator<'a> {
     }
 }
 
+fn validate_tracing(
+    section: &Spanned<TracingSection>,
+    locator: &Locator<'_>,
+) -> Result<(), ConfigError> {
+    if !cfg!(feature = "otlp") {
+        return Err(locator.at(
+            Some(section.span()),
+            "tracing".to_owned(),
+            "OpenTelemetry export is not built into this gateway: build it with \
+             `--features otlp` or remove the [tracing] section",
+        ));
+    }
+    let tracing = section.get_ref();
+    let endpoint = &tracing.otlp_endpoint;
+    let uri: Option<http::Uri> = endpoint.get_ref().parse().ok();
+    let valid = uri.as_ref().is_some_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+    });
+    if !valid {
+        return Err(locator.at(
+            Some(endpoint.span()),
+            "tracing.otlp_endpoint".to_owned(),
+            format!("`{}` is not an http:// or https:// URL", endpoint.get_ref()),
+        ));
+    }
+    for (name, value) in &tracing.otlp_headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || http::HeaderValue::from_str(value).is_err()
+        {
+            return Err(locator.at(
+                Some(section.span()),
+                format!("tracing.otlp_headers.{name}"),
+                "not a valid HTTP header name and value",
+            ));
+        }
+    }
+    let ratio = &tracing.sample_ratio;
+    if !(0.0..=1.0).contains(ratio.get_ref()) {
+        return Err(locator.at(
+            Some(ratio.span()),
+            "tracing.sample_ratio".to_owned(),
+            "must be between 0.0 and 1.0",
+        ));
+    }
+    Ok(())
+}
+
 fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let before = &source[..offset.min(source.len())];
     let line = before.matches('\n').count() + 1;
@@ -345,6 +429,9 @@ impl Config {
     }
 
     fn validate(&self, locator: &Locator<'_>) -> Result<(), ConfigError> {
+        if let Some(tracing) = &self.tracing {
+            validate_tracing(tracing, locator)?;
+        }
         for (name, upstream) in &self.upstreams {
             if upstream.targets.get_ref().is_empty() {
                 return Err(locator.at(
@@ -433,6 +520,38 @@ targets = ["http://127.0.0.1:9001"]
 path = "/api"
 upstream = "users"
 "#;
+
+    const TRACING: &str = r#"
+[tracing]
+otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
+sample_ratio = 0.25
+"#;
+
+    #[cfg(not(feature = "otlp"))]
+    #[test]
+    fn tracing_without_the_feature_is_located() {
+        let err = parse(&format!("{BASE}{TRACING}")).unwrap_err();
+        assert_eq!(err.position.map(|(line, _)| line), Some(12), "{err}");
+        assert_eq!(err.field.as_deref(), Some("tracing"));
+        assert!(err.message.contains("--features otlp"), "{err}");
+    }
+
+    #[cfg(feature = "otlp")]
+    #[test]
+    fn tracing_section_is_validated() {
+        let config = parse(&format!("{BASE}{TRACING}")).unwrap();
+        let tracing = config.tracing.unwrap().into_inner();
+        assert_eq!(tracing.service_name, "gateway");
+        assert_eq!(*tracing.sample_ratio.get_ref(), 0.25);
+        assert_eq!(tracing.export_timeout.get(), Duration::from_secs(10));
+
+        let err = parse(&format!("{BASE}{}", TRACING.replace("0.25", "1.5"))).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("tracing.sample_ratio"), "{err}");
+        assert_eq!(err.position.map(|(line, _)| line), Some(14), "{err}");
+        let err = parse(&format!("{BASE}{}", TRACING.replace("http://", "udp://"))).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("tracing.otlp_endpoint"), "{err}");
+        assert_eq!(err.position.map(|(line, _)| line), Some(13), "{err}");
+    }
 
     #[test]
     fn minimal_config_gets_defaults() {

@@ -50,9 +50,29 @@ pub struct Routes<S> {
     pub registry: Arc<crate::metrics::Registry>,
     /// `[server].traceparent`.
     pub traceparent: bool,
+    /// `[tracing]`: the span exporter, when spans are exported.
+    #[cfg(feature = "otlp")]
+    pub exporter: Option<Arc<crate::otlp::Exporter>>,
     /// Identity headers removed from every request when no auth layer does it (no `[jwt]`):
     /// upstreams must never see a client-made identity.
     pub strip_identity: Vec<http::HeaderName>,
+}
+
+impl<S> Routes<S> {
+    /// The request's trace context: the gateway's own span when spans are exported, else a
+    /// generated `traceparent` for a request without a valid one (when enabled).
+    fn trace(&self, headers: &mut http::HeaderMap, observed: &mut Observed) {
+        #[cfg(feature = "otlp")]
+        if let Some(exporter) = &self.exporter {
+            observed.span = crate::traceparent::enter_span(headers, exporter.sample_ratio())
+                .map(|ids| Box::new(crate::otlp::TraceSpan::new(ids, exporter.clone())));
+            return;
+        }
+        let _ = observed;
+        if self.traceparent {
+            crate::traceparent::ensure(headers);
+        }
+    }
 }
 
 /// Routes requests to their route's stack.
@@ -115,13 +135,7 @@ where
         };
         request.extensions_mut().insert(ClientIp(client_ip));
         let unmatched = |response: LocalResponse<B>| {
-            DispatchFuture::local(
-                response,
-                Observed {
-                    route: routes.unmatched,
-                    client_ip,
-                },
-            )
+            DispatchFuture::local(response, Observed::new(routes.unmatched, client_ip))
         };
 
         let path = match normalize_path(request.uri().path()) {
@@ -150,10 +164,7 @@ where
             }
         };
         let route = &routes.routes[index];
-        let observed = Observed {
-            route: route.metrics,
-            client_ip,
-        };
+        let mut observed = Observed::new(route.metrics, client_ip);
 
         let declared = request
             .headers()
@@ -209,9 +220,7 @@ where
         for name in &routes.strip_identity {
             request.headers_mut().remove(name);
         }
-        if routes.traceparent {
-            crate::traceparent::ensure(request.headers_mut());
-        }
+        routes.trace(request.headers_mut(), &mut observed);
 
         // A declared length that fits cannot be exceeded (hyper enforces it); only a streamed
         // body without one needs the flag that turns the aborted upstream call into a 413.

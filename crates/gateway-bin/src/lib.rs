@@ -22,6 +22,8 @@ pub mod dispatch;
 pub mod logging;
 pub mod metrics;
 pub mod observe;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod request_body;
 pub mod routing;
 pub mod runtime;

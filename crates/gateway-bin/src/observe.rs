@@ -21,6 +21,21 @@ pub struct Observed {
     pub route: &'static RouteMetrics,
     /// The resolved client IP.
     pub client_ip: IpAddr,
+    /// The request's span, when it is sampled for export (boxed: most requests have none).
+    #[cfg(feature = "otlp")]
+    pub span: Option<Box<crate::otlp::TraceSpan>>,
+}
+
+impl Observed {
+    /// A request on `route` from `client_ip`, with no exported span.
+    pub fn new(route: &'static RouteMetrics, client_ip: IpAddr) -> Self {
+        Self {
+            route,
+            client_ip,
+            #[cfg(feature = "otlp")]
+            span: None,
+        }
+    }
 }
 
 /// One request's accounting, finished once.
@@ -45,8 +60,24 @@ impl Record {
             return;
         };
         observed.route.record(&self.method, self.status, elapsed);
+        let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
+        #[cfg(feature = "otlp")]
+        if let Some(span) = observed.span {
+            let (route, upstream) = observed.route.log_names();
+            span.finish(&crate::otlp::FinishedRequest {
+                method: self.method.as_str(),
+                path: self.uri.path(),
+                route,
+                upstream,
+                status: self.status,
+                client_ip: observed.client_ip,
+                bytes: self.bytes,
+                duration: elapsed,
+                request_id,
+                complete,
+            });
+        }
         if self.access_log {
-            let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
             let (route, upstream) = observed.route.log_names();
             crate::access_log::log(&crate::access_log::Entry {
                 client_ip: observed.client_ip,

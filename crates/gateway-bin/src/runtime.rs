@@ -294,6 +294,10 @@ impl RunningGateway {
         for worker in self.workers {
             let _ = worker.join();
         }
+        // The last requests' spans, before the process exits (skipped if a reload holds it).
+        if let Ok(shared) = self.state.shared.try_lock() {
+            shared.flush_spans();
+        }
         self.control.shutdown_timeout(Duration::from_secs(1));
     }
 }

@@ -67,6 +67,10 @@ pub enum BuildError {
     /// The `[redis]` section cannot be used.
     #[error("redis: {0}")]
     Redis(#[from] gateway_ratelimit::ConnectError),
+    /// The `[tracing]` exporter cannot be started.
+    #[cfg(feature = "otlp")]
+    #[error(transparent)]
+    Tracing(#[from] crate::otlp::ExportError),
     /// A header rule set cannot be compiled.
     #[error("{field}: {source}")]
     Headers {
@@ -160,6 +164,35 @@ pub struct Shared {
     ratelimit: Option<(Option<RedisSection>, RateLimitBackend)>,
     breakers: HashMap<String, (BreakerSection, CircuitBreaker)>,
     auth: Option<(JwtSection, Authenticator)>,
+    #[cfg(feature = "otlp")]
+    exporter: Option<Arc<crate::otlp::Exporter>>,
+}
+
+impl Shared {
+    /// Sends the spans still queued for export (shutdown).
+    pub fn flush_spans(&self) {
+        #[cfg(feature = "otlp")]
+        if let Some(exporter) = &self.exporter {
+            exporter.flush();
+        }
+    }
+
+    /// The span exporter for `[tracing]`: kept while the section is unchanged.
+    #[cfg(feature = "otlp")]
+    fn exporter(
+        &mut self,
+        section: Option<&crate::config::TracingSection>,
+    ) -> Result<Option<Arc<crate::otlp::Exporter>>, BuildError> {
+        let Some(section) = section else {
+            self.exporter = None;
+            return Ok(None);
+        };
+        match &self.exporter {
+            Some(exporter) if exporter.section() == section => {}
+            _ => self.exporter = Some(crate::otlp::Exporter::start(section)?),
+        }
+        Ok(self.exporter.clone())
+    }
 }
 
 /// One built config generation.
@@ -493,6 +526,8 @@ pub async fn build(
         unmatched: registry.route(UNMATCHED_ROUTE, ""),
         registry: registry.clone(),
         traceparent: config.server.traceparent,
+        #[cfg(feature = "otlp")]
+        exporter: shared.exporter(config.tracing.as_ref().map(|section| section.get_ref()))?,
         // With `[jwt]`, the auth layer strips (and sets) the forwarded identity headers.
         strip_identity: match &config.jwt {
             Some(_) => Vec::new(),

@@ -90,6 +90,73 @@ pub fn ensure(headers: &mut HeaderMap) {
     }
 }
 
+/// The ids of the gateway's own span of a request, when spans are exported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanIds {
+    /// The trace the span belongs to.
+    pub trace_id: u128,
+    /// The gateway's span.
+    pub span_id: u64,
+    /// The caller's span, when the request carried a valid `traceparent`.
+    pub parent_id: Option<u64>,
+}
+
+fn parse_hex(bytes: &[u8]) -> Option<u128> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    u128::from_str_radix(text, 16).ok()
+}
+
+/// The trace id, parent id and flags of a valid `traceparent`.
+pub fn parse(value: &[u8]) -> Option<(u128, u64, u8)> {
+    if !is_valid(value) {
+        return None;
+    }
+    let trace_id = parse_hex(&value[3..35])?;
+    let parent_id = u64::try_from(parse_hex(&value[36..52])?).ok()?;
+    let flags = u8::try_from(parse_hex(&value[53..55])?).ok()?;
+    Some((trace_id, parent_id, flags))
+}
+
+/// Makes the gateway a span of the request's trace: joins the caller's trace (one valid
+/// `traceparent`) or starts a new one, and sets the forwarded `traceparent` to the gateway's
+/// own span so that upstream spans nest under it.
+///
+/// Returns the span's ids when it is sampled: the caller's decision when it sent one, else
+/// `sample_ratio` of new traces.
+pub fn enter_span(headers: &mut HeaderMap, sample_ratio: f64) -> Option<SpanIds> {
+    let mut values = headers.get_all(&TRACEPARENT).iter();
+    let parent = match (values.next(), values.next()) {
+        (Some(value), None) => parse(value.as_bytes()),
+        _ => None,
+    };
+    let (trace_id, parent_id, sampled) = match parent {
+        Some((trace_id, parent_id, flags)) => (trace_id, Some(parent_id), flags & 1 == 1),
+        None => {
+            headers.remove(&TRACESTATE);
+            let trace_id = (u128::from(next_random()) << 64) | u128::from(next_random() | 1);
+            // Compared in 53-bit steps so that 1.0 always and 0.0 never samples.
+            let draw = (next_random() >> 11) as f64 / (1u64 << 53) as f64;
+            (trace_id, None, draw < sample_ratio)
+        }
+    };
+    let span_id = next_random() | 1;
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    push_hex(&mut text[3..19], (trace_id >> 64) as u64);
+    push_hex(&mut text[19..35], trace_id as u64);
+    push_hex(&mut text[36..52], span_id);
+    if sampled {
+        text[54] = b'1';
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&text) {
+        headers.insert(TRACEPARENT, value);
+    }
+    sampled.then_some(SpanIds {
+        trace_id,
+        span_id,
+        parent_id,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +193,58 @@ mod tests {
             b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future"
         ));
         assert!(!is_valid(b"garbage"));
+    }
+
+    #[test]
+    fn entering_a_span_continues_the_callers_trace() {
+        let mut headers = HeaderMap::new();
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.insert(TRACEPARENT, HeaderValue::from_static(caller));
+        headers.insert(TRACESTATE, HeaderValue::from_static("vendor=1"));
+        // The caller sampled the trace: the ratio does not matter.
+        let ids = enter_span(&mut headers, 0.0).expect("sampled by the caller");
+        assert_eq!(ids.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(ids.parent_id, Some(0x00f067aa0ba902b7));
+        let forwarded = headers[&TRACEPARENT].to_str().unwrap().to_owned();
+        assert_eq!(
+            forwarded,
+            format!(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-{:016x}-01",
+                ids.span_id
+            )
+        );
+        assert_eq!(headers[&TRACESTATE], "vendor=1");
+
+        // A caller that did not sample is followed, and the flag is forwarded.
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        headers.insert(TRACEPARENT, HeaderValue::from_static(unsampled));
+        assert_eq!(enter_span(&mut headers, 1.0), None);
+        let forwarded = headers[&TRACEPARENT].to_str().unwrap();
+        assert!(
+            forwarded.ends_with("-00") && forwarded != unsampled,
+            "{forwarded}"
+        );
+    }
+
+    #[test]
+    fn entering_a_span_starts_a_trace_by_ratio() {
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, HeaderValue::from_static("garbage"));
+        headers.insert(TRACESTATE, HeaderValue::from_static("vendor=1"));
+        let ids = enter_span(&mut headers, 1.0).expect("ratio 1.0 samples");
+        assert_eq!(ids.parent_id, None);
+        let (trace_id, span_id, flags) = parse(headers[&TRACEPARENT].as_bytes()).unwrap();
+        assert_eq!((trace_id, span_id, flags), (ids.trace_id, ids.span_id, 1));
+        assert!(headers.get(&TRACESTATE).is_none());
+
+        headers.clear();
+        assert_eq!(enter_span(&mut headers, 0.0), None);
+        assert_eq!(parse(headers[&TRACEPARENT].as_bytes()).unwrap().2, 0);
+
+        let sampled = (0..4000)
+            .filter(|_| enter_span(&mut HeaderMap::new(), 0.25).is_some())
+            .count();
+        assert!((800..1200).contains(&sampled), "{sampled} of 4000 at 0.25");
     }
 
     #[test]
