@@ -279,3 +279,37 @@ async fn sample_ratio_zero_exports_nothing_but_still_propagates() {
     assert_eq!(spans.len(), 1, "{spans:#?}");
     assert_eq!(hex(&spans[0].trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_moves_the_export_to_a_new_endpoint() {
+    let first = Collector::start().await;
+    let second = Collector::start().await;
+    let upstream = Upstream::start("app").await;
+    let config_for = |collector: &Collector| {
+        config(&format!(
+            "[tracing]\notlp_endpoint = \"http://{}/v1/traces\"\n\n\
+             [upstreams.app]\ntargets = [\"{}\"]\n\n\
+             [[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+            collector.addr,
+            upstream.url()
+        ))
+    };
+    let gw = TestGateway::start(&config_for(&first));
+    traceparent_seen(&gw, "/before", None).await;
+    std::fs::write(&gw.config_path, config_for(&second)).unwrap();
+    gw.reload().unwrap();
+    traceparent_seen(&gw, "/after", None).await;
+    tokio::task::spawn_blocking(move || gw.shutdown())
+        .await
+        .unwrap();
+    // The replaced exporter sends what it queued when it is let go, on a thread of its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while first.spans().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let path = |span: &Span| attribute(span, "url.path").cloned();
+    let before: Vec<_> = first.spans().iter().map(path).collect();
+    let after: Vec<_> = second.spans().iter().map(path).collect();
+    assert_eq!(before, [Some(Value::StringValue("/before".into()))]);
+    assert_eq!(after, [Some(Value::StringValue("/after".into()))]);
+}
