@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::config::{OnError, RedisConfig};
 use crate::decision::{RateLimitDecision, Verdict};
 use crate::key::{ClientKey, KeyHasher};
-use crate::memory::{MemoryLimiter, Outcome};
+use crate::memory::{Clock, MemoryLimiter, Outcome};
 use crate::policy::{Kind, Policy};
 use crate::redis::{ConnectError, RedisStore, StoreError};
 
@@ -35,6 +35,8 @@ struct BackendInner {
     redis: Option<RedisBackend>,
     hasher: KeyHasher,
     routes: Mutex<HashMap<String, Arc<RouteMemory>>>,
+    /// The in-memory stores' clock is Tokio's (else the coarse one).
+    tokio_clock: AtomicBool,
     started: tokio::time::Instant,
     errors: AtomicU64,
     /// Errors since the last warning, and when it was logged (ms since `started`, +1 so that 0
@@ -94,17 +96,37 @@ impl RateLimitBackend {
         redis.map_or_else(|| Ok(Self::in_memory()), Self::redis)
     }
 
+    /// Where the in-memory stores (and the `local` fallback) read the time, for the routes
+    /// made after this call; default [`Clock::Coarse`]. [`Clock::Tokio`] lets tests drive
+    /// windows and refills with `tokio::time::pause` and `advance`.
+    #[must_use]
+    pub fn with_clock(self, clock: Clock) -> Self {
+        self.inner
+            .tokio_clock
+            .store(clock == Clock::Tokio, Ordering::Relaxed);
+        self
+    }
+
     fn with_redis(redis: Option<RedisBackend>) -> Self {
         Self {
             inner: Arc::new(BackendInner {
                 redis,
                 hasher: KeyHasher::new(),
                 routes: Mutex::default(),
+                tokio_clock: AtomicBool::new(false),
                 started: tokio::time::Instant::now(),
                 errors: AtomicU64::new(0),
                 errors_unlogged: AtomicU64::new(0),
                 last_logged_ms: AtomicU64::new(0),
             }),
+        }
+    }
+
+    fn clock(&self) -> Clock {
+        if self.inner.tokio_clock.load(Ordering::Relaxed) {
+            Clock::Tokio
+        } else {
+            Clock::Coarse
         }
     }
 
@@ -124,7 +146,7 @@ impl RateLimitBackend {
                 _ => {
                     let memory = Arc::new(RouteMemory {
                         policy,
-                        limiter: MemoryLimiter::new(&policy),
+                        limiter: MemoryLimiter::new(&policy, self.clock()),
                     });
                     routes.insert(name.to_owned(), Arc::clone(&memory));
                     memory

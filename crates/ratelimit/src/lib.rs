@@ -3,10 +3,11 @@
 //! - **Algorithms** ([`Policy`]): a fixed window (`limit` requests per `window`) or a token
 //!   bucket (`capacity` tokens refilled at `refill_per_second`, fractional rates exact).
 //! - **Stores** ([`RateLimitBackend`]): in memory (a sharded map of atomic words, no lock on
-//!   the hot path, expired keys evicted so memory stays bounded) or Redis through `fred` (one
-//!   Lua script call per request, EVALSHA with reload on `NOSCRIPT`, server `TIME` for
-//!   buckets, Redis Cluster with hash-tagged keys, a pool of auto-pipelined connections that
-//!   reconnect with backoff).
+//!   the hot path, expired keys evicted so memory stays bounded, the kernel's coarse clock or
+//!   Tokio's as [`Clock`] says) or Redis through `fred` (at most one round trip per request:
+//!   a Lua script run with EVALSHA, reloaded on `NOSCRIPT`; the checks a thread has waiting
+//!   go in one script call; server `TIME` for buckets; Redis Cluster with hash-tagged keys; a
+//!   pool of connections that reconnect with backoff).
 //! - **Redis failures** ([`OnError`]): let traffic through, answer 503, or
 //!   keep limiting with this instance's in-memory limiter until Redis answers again. A Redis
 //!   call never waits longer than `[redis].timeout`.
@@ -73,6 +74,7 @@ pub use future::ResponseFuture;
 pub use headers::HeaderMode;
 pub use key::{ClientKey, InvalidKeySource, KeySource};
 pub use layer::RateLimitLayer;
+pub use memory::Clock;
 pub use policy::{Policy, PolicyError};
 pub use redis::ConnectError;
 pub use service::RateLimit;

@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::decision::Quota;
 use crate::policy::{Kind, Policy};
 
@@ -28,19 +26,47 @@ pub(crate) struct Outcome {
     pub(crate) quota: Quota,
 }
 
+/// Where the in-memory store reads the time.
+///
+/// Reading the precise monotonic clock costs about as much as the rest of a check, so the
+/// store reads the kernel's coarse clock by default, as nginx's `limit_req` reads its cached
+/// event-loop time: windows and refills then move in the kernel's tick (1 to 4 ms on Linux),
+/// which no limit measured in requests per second can tell apart. Counts are exact either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// The coarse monotonic clock (`CLOCK_MONOTONIC_COARSE` on Linux): a few nanoseconds to
+    /// read, advancing once per kernel tick.
+    #[default]
+    Coarse,
+    /// Tokio's clock: precise, and it follows `tokio::time::pause` and `advance`, so tests of
+    /// services using the layer can drive windows and refills with a paused clock.
+    Tokio,
+}
+
+#[derive(Debug)]
+enum Epoch {
+    Coarse(coarsetime::Instant),
+    Tokio(tokio::time::Instant),
+}
+
 /// A route's in-memory limiter.
 #[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     algorithm: Algorithm,
-    epoch: Instant,
+    epoch: Epoch,
     shards: Box<[Shard]>,
 }
 
 impl MemoryLimiter {
-    pub(crate) fn new(policy: &Policy) -> Self {
+    pub(crate) fn new(policy: &Policy, clock: Clock) -> Self {
         Self {
             algorithm: Algorithm::new(policy),
-            epoch: Instant::now(),
+            epoch: match clock {
+                // Not `now()`: it also writes a process-wide cache, a cache line every core
+                // would then contend on.
+                Clock::Coarse => Epoch::Coarse(coarsetime::Instant::now_without_cache_update()),
+                Clock::Tokio => Epoch::Tokio(tokio::time::Instant::now()),
+            },
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
     }
@@ -83,9 +109,14 @@ impl MemoryLimiter {
             .sum()
     }
 
+    /// Nanoseconds since the limiter was made (u64 nanoseconds last 584 years).
     fn now(&self) -> u64 {
-        // u64 nanoseconds last 584 years.
-        self.epoch.elapsed().as_nanos() as u64
+        match self.epoch {
+            Epoch::Coarse(epoch) => coarsetime::Instant::now_without_cache_update()
+                .duration_since(epoch)
+                .as_nanos(),
+            Epoch::Tokio(epoch) => epoch.elapsed().as_nanos() as u64,
+        }
     }
 }
 
@@ -289,7 +320,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn fixed_window_allows_exactly_the_limit_then_rolls_over() {
-        let limiter = MemoryLimiter::new(&Policy::fixed_window(5, Duration::from_secs(1)).unwrap());
+        let limiter = MemoryLimiter::new(
+            &Policy::fixed_window(5, Duration::from_secs(1)).unwrap(),
+            Clock::Tokio,
+        );
         let first = limiter.check(42);
         assert!(first.allowed);
         assert_eq!(first.quota.remaining, 4);
@@ -311,7 +345,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn token_bucket_refills_fractionally() {
         // 2.5 tokens per second: one every 400ms.
-        let limiter = MemoryLimiter::new(&Policy::token_bucket(3, 2.5).unwrap());
+        let limiter = MemoryLimiter::new(&Policy::token_bucket(3, 2.5).unwrap(), Clock::Tokio);
         assert_eq!(allowed(&limiter, 1, 10), 3);
         let refused = limiter.check(1);
         assert_eq!(refused.quota.retry_after, Some(Duration::from_millis(400)));
@@ -331,10 +365,36 @@ mod tests {
         assert_eq!(allowed(&limiter, 1, 10), 3);
     }
 
+    #[test]
+    fn the_coarse_clock_rolls_windows_over() {
+        let limiter = MemoryLimiter::new(
+            &Policy::fixed_window(2, Duration::from_millis(20)).unwrap(),
+            Clock::Coarse,
+        );
+        // Two right away (a boundary between them only starts a fresh window); then refused
+        // until the coarse clock carries the key into its next window.
+        assert_eq!(allowed(&limiter, 9, 2), 2);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !limiter.check(9).allowed {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the window never rolled over"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            allowed(&limiter, 9, 5),
+            1,
+            "one more in the new window, then refused"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn expired_keys_are_swept() {
-        let limiter =
-            MemoryLimiter::new(&Policy::fixed_window(1, Duration::from_millis(10)).unwrap());
+        let limiter = MemoryLimiter::new(
+            &Policy::fixed_window(1, Duration::from_millis(10)).unwrap(),
+            Clock::Tokio,
+        );
         for key in 0..100_000u64 {
             limiter.check(key.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         }

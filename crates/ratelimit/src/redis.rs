@@ -1,5 +1,16 @@
-//! The Redis store: one Lua script call (one round trip) per check, through a fred pool.
+//! The Redis store: checks are counted by Lua scripts through a fred pool, at most one round
+//! trip per check.
+//!
+//! Checks that arrive while others are being sent are batched into one script call (one
+//! `EVALSHA` with many keys): Redis then runs one script per batch instead of one per request,
+//! and the client writes one command instead of many (fred flushes the socket after every
+//! script command, so unbatched scripts cost a system call each). A check waits for no timer
+//! to fill a batch: the batch is whatever queued up while the previous one was on its way, one
+//! request when the load is light.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,53 +21,76 @@ use fred::prelude::{
 };
 use fred::types::ConnectHandle;
 use fred::types::scripts::Script;
+use tokio::sync::{Notify, oneshot};
 
 use crate::config::RedisConfig;
 use crate::decision::Quota;
 use crate::memory::Outcome;
 use crate::policy::Kind;
 
-/// Counts one hit in a fixed window that starts at the key's first hit.
+/// Counts hits in fixed windows that start at each key's first hit.
 ///
-/// KEYS[1] the counter; ARGV[1] the window in ms; ARGV[2] the cost.
-/// Returns {count after this hit, ms until the window ends}.
+/// For each key i: KEYS[i] the counter; ARGV[2i-1] the window in ms; ARGV[2i] the cost.
+/// Returns {count after the hit, ms until the window ends} per key, flattened.
 /// INCRBY and PEXPIRE run atomically in the script: no read-then-write race between gateways,
-/// and a counter can never be left without an expiry.
+/// and a counter can never be left without an expiry. A key listed twice is counted twice, in
+/// order, as two calls would.
 const FIXED_WINDOW_LUA: &str = r#"
-local count = redis.call('INCRBY', KEYS[1], ARGV[2])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local window = ARGV[2 * i - 1]
+  local count = redis.call('INCRBY', key, ARGV[2 * i])
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    redis.call('PEXPIRE', key, window)
+    ttl = tonumber(window)
+  end
+  out[2 * i - 1] = count
+  out[2 * i] = ttl
 end
-return {count, ttl}
+return out
 "#;
 
-/// A token bucket kept as its theoretical arrival time (TAT), in µs of the Redis server clock
-/// (`TIME`), so gateway clocks do not matter.
+/// Token buckets kept as their theoretical arrival time (TAT), in µs of the Redis server clock
+/// (`TIME`, read once per call), so gateway clocks do not matter.
 ///
-/// KEYS[1] the bucket; ARGV[1] µs per token; ARGV[2] capacity; ARGV[3] cost in tokens.
-/// Returns {1 if allowed else 0, whole tokens left, µs until full, µs until allowed}.
-/// All values are integers below 2^53, exact in Lua's doubles. The key expires when the bucket
-/// would be full, which is the state of a missing key.
+/// For each key i: KEYS[i] the bucket; ARGV[3i-2] µs per token; ARGV[3i-1] capacity;
+/// ARGV[3i] cost in tokens. Returns {1 if allowed else 0, whole tokens left, µs until full,
+/// µs until allowed} per key, flattened. All values are integers below 2^53, exact in Lua's
+/// doubles. A key expires when its bucket would be full, which is the state of a missing key.
 const TOKEN_BUCKET_LUA: &str = r#"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local interval = tonumber(ARGV[1])
-local burst = interval * tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if not tat or tat < now then tat = now end
-local next_tat = tat + interval * tonumber(ARGV[3])
-local ahead = next_tat - now
-if ahead > burst then
-  return {0, math.floor((burst - (tat - now)) / interval), tat - now, ahead - burst}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[3 * i - 2])
+  local burst = interval * tonumber(ARGV[3 * i - 1])
+  local tat = tonumber(redis.call('GET', key))
+  if not tat or tat < now then tat = now end
+  local next_tat = tat + interval * tonumber(ARGV[3 * i])
+  local ahead = next_tat - now
+  local o = 4 * i - 4
+  if ahead > burst then
+    out[o + 1] = 0
+    out[o + 2] = math.floor((burst - (tat - now)) / interval)
+    out[o + 3] = tat - now
+    out[o + 4] = ahead - burst
+  else
+    redis.call('SET', key, string.format('%d', next_tat), 'PX', math.ceil(ahead / 1000))
+    out[o + 1] = 1
+    out[o + 2] = math.floor((burst - ahead) / interval)
+    out[o + 3] = ahead
+    out[o + 4] = 0
+  end
 end
-redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.ceil(ahead / 1000))
-return {1, math.floor((burst - ahead) / interval), ahead, 0}
+return out
 "#;
 
+/// The most keys one script call counts: a script blocks Redis while it runs.
+const MAX_BATCH: usize = 128;
+
 /// Why Redis gave no answer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub(crate) enum StoreError {
     #[error("not connected to Redis")]
     Disconnected,
@@ -81,20 +115,59 @@ pub enum ConnectError {
 }
 
 pub(crate) struct RedisStore {
+    shared: Arc<Shared>,
+    tasks: Vec<ConnectHandle>,
+}
+
+/// What the batchers need of their store.
+struct Shared {
+    /// Tells the store apart in the threads' queue lists.
+    id: u64,
     pool: Pool,
     timeout: Duration,
+    cluster: bool,
     fixed_window: Script,
     token_bucket: Script,
-    tasks: Vec<ConnectHandle>,
+    /// Every thread's queue, to stop their batchers when the store goes.
+    queues: Mutex<Vec<Weak<Queue>>>,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("connections", &self.pool.size())
-            .field("timeout", &self.timeout)
+            .field("connections", &self.shared.pool.size())
+            .field("timeout", &self.shared.timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// One thread's checks waiting to be sent, and its batcher's wake-up.
+///
+/// A queue per thread: on a gateway worker (a current-thread runtime) the checks of all the
+/// requests that thread is serving collect in its queue while the batcher waits its turn on
+/// the same thread, so enqueuing never wakes another thread and a batch costs one hand-off to
+/// the Redis connection, not one per request.
+#[derive(Default)]
+struct Queue {
+    checks: Mutex<Vec<Pending>>,
+    wake: Notify,
+    /// The batcher has stopped (its store was dropped or its runtime shut down).
+    closed: AtomicBool,
+}
+
+thread_local! {
+    /// This thread's queue of each store (by store id).
+    static QUEUES: RefCell<Vec<(u64, Arc<Queue>)>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
+
+/// One check waiting for its batch.
+struct Pending {
+    key: Bytes,
+    policy: Kind,
+    cost: u32,
+    reply: oneshot::Sender<Result<Outcome, StoreError>>,
 }
 
 impl RedisStore {
@@ -136,17 +209,22 @@ impl RedisStore {
             .map_err(ConnectError::Config)?;
         let tasks = pool.connect_pool();
         Ok(Self {
-            pool,
-            timeout: config.timeout.0,
-            fixed_window: Script::from_lua(FIXED_WINDOW_LUA),
-            token_bucket: Script::from_lua(TOKEN_BUCKET_LUA),
+            shared: Arc::new(Shared {
+                id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+                pool,
+                timeout: config.timeout.0,
+                cluster: config.cluster,
+                fixed_window: Script::from_lua(FIXED_WINDOW_LUA),
+                token_bucket: Script::from_lua(TOKEN_BUCKET_LUA),
+                queues: Mutex::default(),
+            }),
             tasks,
         })
     }
 
-    /// Whether at least one connection is up.
+    /// Whether a connection is up.
     pub(crate) fn is_connected(&self) -> bool {
-        self.pool.next_connected().is_connected()
+        self.shared.pool.next_connected().is_connected()
     }
 
     /// Waits until a connection is up, at most `timeout`.
@@ -160,40 +238,62 @@ impl RedisStore {
         .is_ok()
     }
 
-    /// Runs the policy's script for `key` (one `EVALSHA`; after a `NOSCRIPT`, one `EVAL`
-    /// that also caches the script again), within the configured timeout.
+    /// Counts `cost` hits against `key` under `policy`, waiting at most the configured
+    /// timeout (in the queue and on the wire together).
     pub(crate) async fn check(
         &self,
         key: Bytes,
         policy: Kind,
         cost: u32,
     ) -> Result<Outcome, StoreError> {
-        let client = self.pool.next_connected();
-        if !client.is_connected() {
-            return Err(StoreError::Disconnected);
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Pending {
+            key,
+            policy,
+            cost,
+            reply,
+        });
+        let timeout = self.shared.timeout;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            // The batcher is gone (the runtime that started it shut down).
+            Ok(Err(_)) => Err(StoreError::Disconnected),
+            Err(_) => Err(StoreError::Timeout(timeout)),
         }
-        let script = match policy {
-            Kind::FixedWindow { .. } => &self.fixed_window,
-            Kind::TokenBucket { .. } => &self.token_bucket,
-        };
-        let args = || script_args(policy, cost);
-        let call = async {
-            match client
-                .evalsha::<Value, _, _, _>(script.sha1().clone(), key.clone(), args())
-                .await
-            {
-                Err(e) if e.details().starts_with("NOSCRIPT") => {
-                    // The server lost its script cache (restart, failover, SCRIPT FLUSH).
-                    let lua = script.lua().cloned().unwrap_or_default();
-                    client.eval::<Value, _, _, _>(lua, key, args()).await
+    }
+
+    /// Puts a check in this thread's queue, starting the thread's batcher on first use.
+    fn enqueue(&self, check: Pending) {
+        QUEUES.with_borrow_mut(|queues| {
+            // Forget the queues of dropped stores and stopped batchers.
+            queues.retain(|(_, queue)| !queue.closed.load(Ordering::Acquire));
+            let queue = match queues.iter().find(|(id, _)| *id == self.shared.id) {
+                Some((_, queue)) => queue,
+                None => {
+                    let queue = Arc::new(Queue::default());
+                    self.shared
+                        .queues
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(Arc::downgrade(&queue));
+                    tokio::spawn(batch_checks(
+                        Arc::downgrade(&self.shared),
+                        Arc::clone(&queue),
+                    ));
+                    queues.push((self.shared.id, queue));
+                    &queues[queues.len() - 1].1
                 }
-                result => result,
+            };
+            let first = {
+                let mut checks = queue.checks.lock().unwrap_or_else(PoisonError::into_inner);
+                checks.push(check);
+                checks.len() == 1
+            };
+            // The batcher is woken once per batch; a wake-up while it is busy is kept.
+            if first {
+                queue.wake.notify_one();
             }
-        };
-        let reply = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| StoreError::Timeout(self.timeout))??;
-        parse_reply(policy, reply)
+        });
     }
 }
 
@@ -203,38 +303,172 @@ impl Drop for RedisStore {
         for task in &self.tasks {
             task.abort();
         }
+        // Each thread's batcher wakes, finds the store gone and stops.
+        let queues = self
+            .shared
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for queue in queues.iter().filter_map(Weak::upgrade) {
+            queue.closed.store(true, Ordering::Release);
+            queue.wake.notify_one();
+        }
     }
 }
 
-/// The ARGV of the policy's script (see the scripts above).
-fn script_args(policy: Kind, cost: u32) -> Vec<Value> {
+/// Marks its queue closed when the batcher stops, also when its runtime drops it.
+struct CloseOnDrop(Arc<Queue>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        // Checks left behind get `Disconnected` from their dropped reply senders.
+        self.0
+            .checks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// Takes the queued checks whenever there are some and sends them, one script call per
+/// algorithm (and per hash slot in a cluster), without waiting for earlier batches' answers.
+async fn batch_checks(shared: Weak<Shared>, queue: Arc<Queue>) {
+    let queue = CloseOnDrop(queue);
+    let mut taken = Vec::new();
+    loop {
+        queue.0.wake.notified().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        std::mem::swap(
+            &mut taken,
+            &mut *queue
+                .0
+                .checks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        // Checks whose requests already gave up need no round trip.
+        taken.retain(|pending| !pending.reply.is_closed());
+        while !taken.is_empty() {
+            let batch = take_batch(&mut taken, shared.cluster);
+            tokio::spawn(run_batch(Arc::clone(&shared), batch));
+        }
+    }
+}
+
+/// Removes from `checks` up to [`MAX_BATCH`] checks that one script call can count: those of
+/// the first check's algorithm (and, in a cluster, its hash slot).
+fn take_batch(checks: &mut Vec<Pending>, cluster: bool) -> Vec<Pending> {
+    let first = &checks[0];
+    let token_bucket = matches!(first.policy, Kind::TokenBucket { .. });
+    let slot = cluster.then(|| fred::util::redis_keyslot(&first.key));
+    let mut batch = Vec::with_capacity(checks.len().min(MAX_BATCH));
+    let mut index = 0;
+    while index < checks.len() && batch.len() < MAX_BATCH {
+        let check = &checks[index];
+        let same = matches!(check.policy, Kind::TokenBucket { .. }) == token_bucket
+            && slot.is_none_or(|slot| fred::util::redis_keyslot(&check.key) == slot);
+        if same {
+            batch.push(checks.swap_remove(index));
+        } else {
+            index += 1;
+        }
+    }
+    batch
+}
+
+/// Sends one batch and hands each check its outcome.
+async fn run_batch(shared: Arc<Shared>, batch: Vec<Pending>) {
+    let client = shared.pool.next_connected();
+    // fred would hold the command until it reconnects and then run it: a check that long
+    // overdue has been answered by `on_error` already and must not be counted.
+    if !client.is_connected() {
+        for check in batch {
+            let _ = check.reply.send(Err(StoreError::Disconnected));
+        }
+        return;
+    }
+    let token_bucket = matches!(batch[0].policy, Kind::TokenBucket { .. });
+    let (script, per_key) = if token_bucket {
+        (&shared.token_bucket, 4)
+    } else {
+        (&shared.fixed_window, 2)
+    };
+    let keys: Vec<Bytes> = batch.iter().map(|check| check.key.clone()).collect();
+    let mut args = Vec::with_capacity(batch.len() * 3);
+    for check in &batch {
+        push_args(&mut args, check.policy, check.cost);
+    }
+    let call = async {
+        match client
+            .evalsha::<Value, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
+            .await
+        {
+            // The server lost its scripts (restart, SCRIPT FLUSH): send the source, which also
+            // caches it again for the next EVALSHA.
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                let lua = script.lua().cloned().unwrap_or_default();
+                client.eval::<Value, _, _, _>(lua, keys, args).await
+            }
+            reply => reply,
+        }
+    };
+    // Dropping fred's future when the checks' requests have given up keeps fred from running
+    // the command later, after a reconnect, counting requests that were already answered.
+    let Ok(reply) = tokio::time::timeout(shared.timeout, call).await else {
+        return;
+    };
+    let numbers = match reply {
+        Ok(Value::Array(values)) if values.len() == batch.len() * per_key => {
+            let numbers: Option<Vec<i64>> = values.iter().map(Value::as_i64).collect();
+            numbers.ok_or(StoreError::UnexpectedReply(Value::Array(values)))
+        }
+        Ok(other) => Err(StoreError::UnexpectedReply(other)),
+        Err(e) => Err(StoreError::Redis(e)),
+    };
+    match numbers {
+        Ok(numbers) => {
+            for (check, numbers) in batch.into_iter().zip(numbers.chunks_exact(per_key)) {
+                let _ = check.reply.send(parse_reply(check.policy, numbers));
+            }
+        }
+        Err(error) => {
+            for check in batch {
+                let _ = check.reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// Appends one key's ARGV (see the scripts above).
+fn push_args(args: &mut Vec<Value>, policy: Kind, cost: u32) {
     match policy {
         Kind::FixedWindow { window_ms, .. } => {
-            vec![
-                Value::Integer(window_ms as i64),
-                Value::Integer(i64::from(cost)),
-            ]
+            args.push(Value::Integer(window_ms as i64));
+            args.push(Value::Integer(i64::from(cost)));
         }
         Kind::TokenBucket {
             capacity,
             interval_us,
-        } => vec![
-            Value::Integer(interval_us as i64),
-            Value::Integer(i64::from(capacity)),
-            Value::Integer(i64::from(cost)),
-        ],
+        } => {
+            args.push(Value::Integer(interval_us as i64));
+            args.push(Value::Integer(i64::from(capacity)));
+            args.push(Value::Integer(i64::from(cost)));
+        }
     }
 }
 
-fn parse_reply(policy: Kind, reply: Value) -> Result<Outcome, StoreError> {
-    let numbers: Option<Vec<i64>> = match &reply {
-        Value::Array(values) => values.iter().map(Value::as_i64).collect(),
-        _ => None,
+/// One key's outcome from its numbers in the script's reply.
+fn parse_reply(policy: Kind, numbers: &[i64]) -> Result<Outcome, StoreError> {
+    let unexpected = || {
+        StoreError::UnexpectedReply(Value::Array(
+            numbers.iter().map(|&n| Value::Integer(n)).collect(),
+        ))
     };
-    let unexpected = || StoreError::UnexpectedReply(reply.clone());
-    let numbers = numbers.ok_or_else(unexpected)?;
     let non_negative = |n: i64| u64::try_from(n).unwrap_or(0);
-    match (policy, numbers.as_slice()) {
+    match (policy, numbers) {
         (Kind::FixedWindow { limit, .. }, &[count, ttl_ms]) => {
             let count = non_negative(count);
             let allowed = count <= u64::from(limit);
@@ -275,23 +509,75 @@ mod tests {
             limit: 5,
             window_ms: 1000,
         };
-        let reply = |ns: &[i64]| Value::Array(ns.iter().map(|n| Value::Integer(*n)).collect());
-        let at_limit = parse_reply(fixed, reply(&[5, 300])).unwrap();
+        let at_limit = parse_reply(fixed, &[5, 300]).unwrap();
         assert!(at_limit.allowed);
         assert_eq!(at_limit.quota.remaining, 0);
-        let over = parse_reply(fixed, reply(&[6, 300])).unwrap();
+        let over = parse_reply(fixed, &[6, 300]).unwrap();
         assert!(!over.allowed);
         assert_eq!(over.quota.retry_after, Some(Duration::from_millis(300)));
-        assert!(parse_reply(fixed, reply(&[6])).is_err());
-        assert!(parse_reply(fixed, Value::String("OK".into())).is_err());
+        assert!(parse_reply(fixed, &[6]).is_err());
 
         let bucket = Kind::TokenBucket {
             capacity: 3,
             interval_us: 400_000,
         };
-        let refused = parse_reply(bucket, reply(&[0, 0, 1_200_000, 400_000])).unwrap();
+        let refused = parse_reply(bucket, &[0, 0, 1_200_000, 400_000]).unwrap();
         assert!(!refused.allowed);
         assert_eq!(refused.quota.retry_after, Some(Duration::from_millis(400)));
         assert_eq!(refused.quota.reset, Duration::from_millis(1200));
+        assert!(parse_reply(bucket, &[1, 2]).is_err());
+    }
+
+    fn pending(key: &str, policy: Kind) -> Pending {
+        Pending {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            policy,
+            cost: 1,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn batches_group_one_script_and_one_slot() {
+        let fixed = Kind::FixedWindow {
+            limit: 5,
+            window_ms: 1000,
+        };
+        let bucket = Kind::TokenBucket {
+            capacity: 3,
+            interval_us: 400_000,
+        };
+        let mut checks: Vec<_> = (0..300)
+            .map(|i| {
+                pending(
+                    &format!("{{a}}:{i}"),
+                    if i % 3 == 0 { bucket } else { fixed },
+                )
+            })
+            .collect();
+        let sizes: Vec<_> = std::iter::from_fn(|| {
+            (!checks.is_empty()).then(|| {
+                let batch = take_batch(&mut checks, false);
+                let kinds: std::collections::HashSet<_> = batch
+                    .iter()
+                    .map(|check| matches!(check.policy, Kind::TokenBucket { .. }))
+                    .collect();
+                assert_eq!(kinds.len(), 1, "one script per batch");
+                batch.len()
+            })
+        })
+        .collect();
+        assert_eq!(sizes, [100, 128, 72], "at most MAX_BATCH keys per call");
+
+        // In a cluster, a script's keys must share a hash slot.
+        let mut checks = vec![
+            pending("{a}:1", fixed),
+            pending("{b}:1", fixed),
+            pending("{a}:2", fixed),
+        ];
+        let batch = take_batch(&mut checks, true);
+        let keys: Vec<_> = batch.iter().map(|check| check.key.clone()).collect();
+        assert_eq!(keys, ["{a}:1", "{a}:2"]);
+        assert_eq!(checks.len(), 1);
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use gateway_core::Identity;
 use gateway_ratelimit::{
-    ClientKey, HeaderMode, KeySource, Policy, RateLimitBackend, RateLimitDecision, RateLimitLayer,
+    ClientKey, Clock, HeaderMode, KeySource, Policy, RateLimitBackend, RateLimitDecision,
+    RateLimitLayer,
 };
 use http::{HeaderName, StatusCode};
 use http_body_util::BodyExt;
@@ -21,7 +22,7 @@ fn fixed(limit: u32, window: Duration) -> Policy {
 
 #[tokio::test(start_paused = true)]
 async fn exactly_the_limit_passes_then_429_until_the_window_ends() {
-    let backend = RateLimitBackend::in_memory();
+    let backend = RateLimitBackend::in_memory().with_clock(Clock::Tokio);
     let layer = RateLimitLayer::new(
         &backend,
         "api",
@@ -100,7 +101,7 @@ async fn exactly_the_limit_passes_then_429_until_the_window_ends() {
 
 #[tokio::test(start_paused = true)]
 async fn token_bucket_refills_over_time() {
-    let backend = RateLimitBackend::in_memory();
+    let backend = RateLimitBackend::in_memory().with_clock(Clock::Tokio);
     // 4 tokens per second: one every 250ms.
     let policy = Policy::token_bucket(2, 4.0).unwrap();
     let mut service =
@@ -323,7 +324,7 @@ async fn header_mode_none_sends_no_rate_limit_headers() {
 #[tokio::test(start_paused = true)]
 async fn memory_stays_bounded_with_a_million_distinct_keys() {
     const KEYS: u32 = 1_000_000;
-    let backend = RateLimitBackend::in_memory();
+    let backend = RateLimitBackend::in_memory().with_clock(Clock::Tokio);
     let limiter = backend.route("api", fixed(10, Duration::from_secs(1)));
     let mut peak = 0;
     for round in 0..3u32 {

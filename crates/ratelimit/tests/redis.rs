@@ -178,6 +178,62 @@ fn concurrent_requests_cannot_exceed_the_limit() {
     });
 }
 
+/// The gateway's layout: the Redis pool lives on a control runtime, requests run on worker
+/// threads with a current-thread runtime each (which may be replaced on the same thread).
+#[test]
+fn checks_from_worker_runtimes_share_one_limit() {
+    let server = RedisServer::start();
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let backend = control.block_on(backend(&server.config()));
+    let limiter = backend.route("api", fixed(100, Duration::from_secs(3600)));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let limiter = limiter.clone();
+            std::thread::spawn(move || {
+                let mut allowed = 0;
+                // A second runtime on the same thread finds the first one's batcher gone.
+                for _ in 0..2 {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    allowed += runtime.block_on(async {
+                        let tasks: Vec<_> = (0..16)
+                            .map(|_| {
+                                let limiter = limiter.clone();
+                                tokio::spawn(async move {
+                                    let mut ok = 0;
+                                    for _ in 0..5 {
+                                        match check(&limiter, "192.0.2.1").await.decision {
+                                            RateLimitDecision::Allowed => ok += 1,
+                                            RateLimitDecision::Limited => {}
+                                            other => panic!("unexpected {other:?}"),
+                                        }
+                                    }
+                                    ok
+                                })
+                            })
+                            .collect();
+                        let mut ok = 0;
+                        for task in tasks {
+                            ok += task.await.unwrap();
+                        }
+                        ok
+                    });
+                }
+                allowed
+            })
+        })
+        .collect();
+    let allowed: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    // 2 threads x 2 runtimes x 16 tasks x 5 checks = 320 checks of one client.
+    assert_eq!(allowed, 100);
+}
+
 #[tokio::test]
 async fn two_gateways_sharing_redis_enforce_one_limit() {
     let server = RedisServer::start();
