@@ -180,18 +180,15 @@ impl TraceSpan {
         let end_time = SystemTime::now();
         let start_time = end_time.checked_sub(request.duration).unwrap_or(end_time);
         let mut attributes = vec![
-            KeyValue::new("http.request.method", request.method.to_owned()),
+            KeyValue::new("http.request.method", static_method(request.method)),
             KeyValue::new("url.path", request.path.to_owned()),
-            KeyValue::new("http.route", request.route.to_owned()),
+            KeyValue::new("http.route", request.route),
             KeyValue::new("http.response.status_code", i64::from(request.status)),
             KeyValue::new("client.address", request.client_ip.to_string()),
             KeyValue::new("http.response.body.size", request.bytes as i64),
         ];
         if !request.upstream.is_empty() {
-            attributes.push(KeyValue::new(
-                "gateway.upstream",
-                request.upstream.to_owned(),
-            ));
+            attributes.push(KeyValue::new("gateway.upstream", request.upstream));
         }
         if let Some(id) = request.request_id {
             attributes.push(KeyValue::new("gateway.request_id", id.to_owned()));
@@ -229,6 +226,17 @@ impl TraceSpan {
     }
 }
 
+/// The method as a string the span can keep without allocating, for the standard ones.
+fn static_method(method: &str) -> opentelemetry::Value {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    match STANDARD.iter().find(|standard| **standard == method) {
+        Some(standard) => (*standard).into(),
+        None => method.to_owned().into(),
+    }
+}
+
 /// What a span says about its request.
 #[derive(Debug)]
 pub struct FinishedRequest<'a> {
@@ -237,9 +245,9 @@ pub struct FinishedRequest<'a> {
     /// The path the client asked for.
     pub path: &'a str,
     /// The route's name (`_unmatched` when none matched).
-    pub route: &'a str,
+    pub route: &'static str,
     /// The route's upstream, empty when none.
-    pub upstream: &'a str,
+    pub upstream: &'static str,
     /// The response status.
     pub status: u16,
     /// The resolved client IP.
