@@ -13,6 +13,9 @@
 //! | `headers` | `gateway-headers` | request/response header transforms (`headers` feature) |
 //! | `bin` | `gateway-bin` | the config-driven gateway as a library (`bin` feature) |
 //!
+//! The `otlp` feature (off by default) adds OpenTelemetry span export to `bin` (the `[tracing]`
+//! config section).
+//!
 //! ```
 //! use gateway::core::Problem;
 //! use http::StatusCode;
