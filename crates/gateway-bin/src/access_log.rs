@@ -23,7 +23,7 @@ pub enum Format {
     Json,
 }
 
-/// One finished request.
+/// One finished request: what its access log line and its span say.
 #[derive(Debug)]
 pub struct Entry<'a> {
     /// The resolved client IP.
@@ -33,9 +33,9 @@ pub struct Entry<'a> {
     /// The request path as received.
     pub path: &'a str,
     /// The route's name (`_unmatched` when none matched), already escaped with [`escape`].
-    pub route: &'a str,
+    pub route: &'static str,
     /// The route's upstream (empty when none), already escaped with [`escape`].
-    pub upstream: &'a str,
+    pub upstream: &'static str,
     /// The response status.
     pub status: u16,
     /// Response body bytes sent.

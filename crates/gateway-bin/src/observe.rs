@@ -60,37 +60,32 @@ impl Record {
             return;
         };
         observed.route.record(&self.method, self.status, elapsed);
-        let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
+        #[cfg(feature = "otlp")]
+        let wanted = self.access_log || observed.span.is_some();
+        #[cfg(not(feature = "otlp"))]
+        let wanted = self.access_log;
+        if !wanted {
+            return;
+        }
+        let (route, upstream) = observed.route.log_names();
+        let entry = crate::access_log::Entry {
+            client_ip: observed.client_ip,
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            route,
+            upstream,
+            status: self.status,
+            bytes: self.bytes,
+            duration: elapsed,
+            request_id: self.request_id.as_ref().and_then(|v| v.to_str().ok()),
+            complete,
+        };
         #[cfg(feature = "otlp")]
         if let Some(span) = observed.span {
-            let (route, upstream) = observed.route.log_names();
-            span.finish(&crate::otlp::FinishedRequest {
-                method: self.method.as_str(),
-                path: self.uri.path(),
-                route,
-                upstream,
-                status: self.status,
-                client_ip: observed.client_ip,
-                bytes: self.bytes,
-                duration: elapsed,
-                request_id,
-                complete,
-            });
+            span.finish(&entry);
         }
         if self.access_log {
-            let (route, upstream) = observed.route.log_names();
-            crate::access_log::log(&crate::access_log::Entry {
-                client_ip: observed.client_ip,
-                method: self.method.as_str(),
-                path: self.uri.path(),
-                route,
-                upstream,
-                status: self.status,
-                bytes: self.bytes,
-                duration: elapsed,
-                request_id,
-                complete,
-            });
+            crate::access_log::log(&entry);
         }
     }
 }

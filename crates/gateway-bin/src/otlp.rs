@@ -8,9 +8,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use gateway_proxy::{Proxy, Upstream, UpstreamRoots};
@@ -26,6 +25,7 @@ use opentelemetry_sdk::trace::{
     BatchSpanProcessor, SpanData, SpanEvents, SpanLinks, SpanProcessor,
 };
 
+use crate::access_log::Entry;
 use crate::config::TracingSection;
 use crate::traceparent::SpanIds;
 
@@ -176,7 +176,7 @@ impl TraceSpan {
     }
 
     /// Records the finished span.
-    pub fn finish(self, request: &FinishedRequest<'_>) {
+    pub fn finish(self, request: &Entry<'_>) {
         let end_time = SystemTime::now();
         let start_time = end_time.checked_sub(request.duration).unwrap_or(end_time);
         let mut attributes = vec![
@@ -235,31 +235,6 @@ fn static_method(method: &str) -> opentelemetry::Value {
         Some(standard) => (*standard).into(),
         None => method.to_owned().into(),
     }
-}
-
-/// What a span says about its request.
-#[derive(Debug)]
-pub struct FinishedRequest<'a> {
-    /// The request method.
-    pub method: &'a str,
-    /// The path the client asked for.
-    pub path: &'a str,
-    /// The route's name (`_unmatched` when none matched).
-    pub route: &'static str,
-    /// The route's upstream, empty when none.
-    pub upstream: &'static str,
-    /// The response status.
-    pub status: u16,
-    /// The resolved client IP.
-    pub client_ip: IpAddr,
-    /// Response body bytes sent.
-    pub bytes: u64,
-    /// Time from the request's arrival to the end of its response.
-    pub duration: Duration,
-    /// The request id, when there is one.
-    pub request_id: Option<&'a str>,
-    /// Whether the whole response was sent.
-    pub complete: bool,
 }
 
 /// A thread running the runtime the export calls are made on; it ends when `stop` is dropped.
