@@ -313,3 +313,33 @@ async fn a_reload_moves_the_export_to_a_new_endpoint() {
     assert_eq!(before, [Some(Value::StringValue("/before".into()))]);
     assert_eq!(after, [Some(Value::StringValue("/after".into()))]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_collector_costs_requests_nothing() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let upstream = Upstream::start("app").await;
+    let gw = TestGateway::start(&config(&format!(
+        "[tracing]\notlp_endpoint = \"http://{closed}/v1/traces\"\nexport_timeout = \"300ms\"\n\n\
+         [upstreams.app]\ntargets = [\"{}\"]\n\n\
+         [[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+        upstream.url()
+    )));
+    for i in 0..50 {
+        let seen = traceparent_seen(&gw, &format!("/r{i}"), None).await;
+        assert!(seen.ends_with("-01"), "{seen}");
+    }
+    // Shutdown tries to send what is queued once more and gives up after export_timeout.
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || gw.shutdown())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}
