@@ -271,11 +271,14 @@ impl RedisStore {
                 Some((_, queue)) => queue,
                 None => {
                     let queue = Arc::new(Queue::default());
-                    self.shared
+                    let mut all = self
+                        .shared
                         .queues
                         .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(Arc::downgrade(&queue));
+                        .unwrap_or_else(PoisonError::into_inner);
+                    all.retain(|queue| queue.strong_count() > 0);
+                    all.push(Arc::downgrade(&queue));
+                    drop(all);
                     tokio::spawn(batch_checks(
                         Arc::downgrade(&self.shared),
                         Arc::clone(&queue),
