@@ -500,13 +500,19 @@ async fn one_round_trip_per_request() {
     }
     // Commands the scripts run inside EVALSHA are counted too, but are no round trips.
     const IN_SCRIPTS: [&str; 6] = ["incrby", "pttl", "pexpire", "time", "get", "set"];
+    // Neither are the test's own commands, nor a connection's setup: on a loaded machine the
+    // client may drop a slow connection and set up a new one between two requests.
+    const NOT_PER_REQUEST: [&str; 7] = [
+        "info", "config", "hello", "client", "select", "ping", "command",
+    ];
     let calls = server.command_calls();
     let round_trips: Vec<_> = calls
         .iter()
         .filter(|(name, _)| {
             !IN_SCRIPTS.contains(&name.as_str())
-                && !name.starts_with("info")
-                && !name.starts_with("config")
+                && !NOT_PER_REQUEST
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix))
         })
         .collect();
     assert_eq!(round_trips, [&("evalsha".to_owned(), 100)], "{calls:?}");
