@@ -266,3 +266,34 @@ async fn two_gateways_sharing_redis_enforce_one_limit() {
     assert_eq!(allowed, 7);
     assert_eq!(upstream.requests(), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_leasing_from_redis_enforce_one_limit() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start("app").await;
+    let text = config(&format!(
+        "[redis]\nurl = \"{}\"\ntimeout = \"500ms\"\n\
+         [upstreams.app]\ntargets = [\"{}\"]\n\
+         [[routes]]\nname = \"leased\"\npath = \"/\"\nupstream = \"app\"\n\
+         [routes.rate_limit]\nlimit = 10\nwindow = \"1h\"\nkey = \"global\"\nlease = 4\n",
+        redis.url(),
+        upstream.url()
+    ));
+    let one = TestGateway::start(&text);
+    let two = TestGateway::start(&text);
+    let mut allowed = 0;
+    for i in 0..40 {
+        let gw = if i % 2 == 0 { &one } else { &two };
+        match get(&gw.url("/x")).await.0.status {
+            StatusCode::OK => allowed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(allowed, 10);
+    assert_eq!(upstream.requests(), 10);
+    // Leases of 4, 4 and 2 tokens, a refusal remembered by each instance, and the scripts'
+    // first loads: a handful of calls for 40 requests.
+    let calls = redis.calls("evalsha") + redis.calls("eval");
+    assert!(calls <= 8, "{calls} script calls for 40 requests");
+}

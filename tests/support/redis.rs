@@ -53,6 +53,20 @@ impl RedisServer {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// How many times the server ran `command` (`INFO commandstats`).
+    pub fn calls(&self, command: &str) -> u64 {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["INFO", "commandstats"])
+            .output()
+            .expect("redis-cli runs");
+        let prefix = format!("cmdstat_{command}:calls=");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 impl Drop for RedisServer {

@@ -471,6 +471,14 @@ impl Config {
                     "authentication needs a [jwt] section",
                 ));
             }
+            let leases = route.rate_limit.as_ref().and_then(|limit| limit.lease());
+            if leases.is_some() && self.redis.is_none() {
+                return Err(locator.at(
+                    Some(route.path.span()),
+                    field("rate_limit.lease"),
+                    "a lease takes tokens from Redis: it needs a [redis] section",
+                ));
+            }
             if !route.roles.is_empty() && *route.auth.get_ref() == AuthMode::None {
                 return Err(locator.at(
                     Some(route.path.span()),
@@ -593,6 +601,24 @@ sample_ratio = 0.25
         assert_eq!(err.field.as_deref(), Some("routes[0].upstream"));
         assert_eq!(err.position.map(|p| p.0), Some(10));
         assert!(err.message.contains("orders"), "{err}");
+    }
+
+    #[test]
+    fn a_lease_without_redis_is_rejected() {
+        let limited =
+            format!("{BASE}[routes.rate_limit]\nlimit = 50\nwindow = \"1m\"\nlease = 10\n");
+        let err = parse(&limited).unwrap_err();
+        assert_eq!(
+            err.field.as_deref(),
+            Some("routes[0].rate_limit.lease"),
+            "{err}"
+        );
+        let with_redis = format!("{limited}[redis]\nurl = \"redis://127.0.0.1:6379\"\n");
+        let config = parse(&with_redis).unwrap();
+        assert_eq!(
+            config.routes[0].rate_limit.as_ref().unwrap().lease(),
+            Some(10)
+        );
     }
 
     #[test]

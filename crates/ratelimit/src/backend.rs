@@ -13,6 +13,7 @@ use bytes::Bytes;
 use crate::config::{OnError, RedisConfig};
 use crate::decision::{RateLimitDecision, Verdict};
 use crate::key::{ClientKey, KeyHasher};
+use crate::lease::LeaseTable;
 use crate::memory::{Clock, MemoryLimiter, Outcome};
 use crate::policy::{Kind, Policy};
 use crate::redis::{ConnectError, RedisStore, StoreError};
@@ -29,6 +30,16 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct RateLimitBackend {
     inner: Arc<BackendInner>,
+}
+
+impl BackendInner {
+    fn clock(&self) -> Clock {
+        if self.tokio_clock.load(Ordering::Relaxed) {
+            Clock::Tokio
+        } else {
+            Clock::Coarse
+        }
+    }
 }
 
 struct BackendInner {
@@ -56,6 +67,26 @@ struct RedisBackend {
 struct RouteMemory {
     policy: Policy,
     limiter: MemoryLimiter,
+    /// The route's leases, kept across reloads while the lease size is unchanged.
+    leases: Mutex<Option<Arc<LeaseTable>>>,
+}
+
+impl RouteMemory {
+    fn leases(&self, tokens: u32, clock: Clock) -> Arc<LeaseTable> {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*leases {
+            Some(table) if table.tokens() == tokens => Arc::clone(table),
+            _ => {
+                let limit = match self.policy.kind() {
+                    Kind::FixedWindow { limit, .. } => limit,
+                    Kind::TokenBucket { capacity, .. } => capacity,
+                };
+                let table = Arc::new(LeaseTable::new(tokens, limit, clock));
+                *leases = Some(Arc::clone(&table));
+                table
+            }
+        }
+    }
 }
 
 impl fmt::Debug for RateLimitBackend {
@@ -123,11 +154,7 @@ impl RateLimitBackend {
     }
 
     fn clock(&self) -> Clock {
-        if self.inner.tokio_clock.load(Ordering::Relaxed) {
-            Clock::Tokio
-        } else {
-            Clock::Coarse
-        }
+        self.inner.clock()
     }
 
     /// The limiter of route `name` with `policy`.
@@ -147,6 +174,7 @@ impl RateLimitBackend {
                     let memory = Arc::new(RouteMemory {
                         policy,
                         limiter: MemoryLimiter::new(&policy, self.clock()),
+                        leases: Mutex::new(None),
                     });
                     routes.insert(name.to_owned(), Arc::clone(&memory));
                     memory
@@ -165,6 +193,7 @@ impl RateLimitBackend {
                 policy,
                 memory,
                 redis_key,
+                lease: None,
             }),
         }
     }
@@ -248,6 +277,7 @@ impl BackendInner {
 ///
 /// The braces make the route and client key the Redis Cluster hash tag: each client's key
 /// lives in one slot, and different clients spread over the cluster.
+#[derive(Clone)]
 struct RedisKeyParts {
     head: Vec<u8>,
     tail: Vec<u8>,
@@ -295,6 +325,7 @@ struct RouteInner {
     policy: Policy,
     memory: Arc<RouteMemory>,
     redis_key: Option<RedisKeyParts>,
+    lease: Option<Arc<LeaseTable>>,
 }
 
 impl fmt::Debug for RouteLimiter {
@@ -334,6 +365,32 @@ impl RouteLimiter {
         }
     }
 
+    /// Takes up to `tokens` tokens from Redis per call and spends them in this instance
+    /// before asking again, so Redis sees about 1/`tokens` of the checks, refused ones
+    /// included (a key Redis refused is refused locally until its retry time).
+    ///
+    /// Redis grants no more than the limit has left, so instances together never admit more
+    /// than the limit. The price: tokens one instance holds are not available to the others,
+    /// so up to `tokens - 1` per instance and key can go unused in a window. Without Redis,
+    /// or with `tokens` below 2, there is no lease. Local decisions carry the lease's own
+    /// remaining count and end in their headers.
+    #[must_use]
+    pub fn with_lease(self, tokens: u32) -> Self {
+        let inner = &self.inner;
+        let lease = (tokens >= 2 && inner.backend.redis.is_some())
+            .then(|| inner.memory.leases(tokens, inner.backend.clock()));
+        Self {
+            inner: Arc::new(RouteInner {
+                backend: Arc::clone(&inner.backend),
+                name: inner.name.clone(),
+                policy: inner.policy,
+                memory: Arc::clone(&inner.memory),
+                redis_key: inner.redis_key.clone(),
+                lease,
+            }),
+        }
+    }
+
     /// The number of keys in this route's in-memory store (live or not yet evicted).
     pub fn memory_keys(&self) -> usize {
         self.inner.memory.limiter.len()
@@ -345,6 +402,20 @@ impl RouteLimiter {
         let Some(redis) = &inner.backend.redis else {
             return Check::Ready(self.check_memory(&key, false));
         };
+        // A live lease decides without Redis, also while Redis is down.
+        let lease_key = inner.lease.as_ref().map(|lease| {
+            let hash = key.hash_with(&inner.backend.hasher);
+            (lease, hash)
+        });
+        if let Some((lease, hash)) = lease_key {
+            if let Some(outcome) = lease.take(hash) {
+                return Check::Ready(verdict(
+                    outcome,
+                    RateLimitDecision::Allowed,
+                    RateLimitDecision::Limited,
+                ));
+            }
+        }
         if !redis.store.is_connected() {
             // Fail fast while the pool reconnects rather than wait out the timeout.
             return Check::Ready(self.fallback(&key, &StoreError::Disconnected));
@@ -355,21 +426,45 @@ impl RouteLimiter {
             .map(|parts| parts.key(&key))
             .unwrap_or_default();
         // Hashed now, while the key's borrow is alive, in case the local fallback needs it.
-        let local_key =
-            (redis.on_error == OnError::Local).then(|| key.hash_with(&inner.backend.hasher));
+        let hash = lease_key.map(|(_, hash)| hash);
+        let local_key = (redis.on_error == OnError::Local)
+            .then(|| hash.unwrap_or_else(|| key.hash_with(&inner.backend.hasher)));
         let limiter = self.clone();
         Check::Pending(Box::pin(async move {
             let inner = &limiter.inner;
+            let (cost, lease) = match &inner.lease {
+                Some(lease) => (lease.tokens(), true),
+                None => (1, false),
+            };
             let result = match &inner.backend.redis {
-                Some(redis) => redis.store.check(redis_key, inner.policy.kind(), 1).await,
+                Some(redis) => {
+                    redis
+                        .store
+                        .check(redis_key, inner.policy.kind(), cost, lease)
+                        .await
+                }
                 None => Err(StoreError::Disconnected),
             };
             match result {
-                Ok(outcome) => verdict(
-                    outcome,
-                    RateLimitDecision::Allowed,
-                    RateLimitDecision::Limited,
-                ),
+                Ok(granted) => {
+                    if let (Some(lease), Some(hash)) = (&inner.lease, hash) {
+                        let quota = &granted.outcome.quota;
+                        match granted.hits {
+                            // Refused: refused here too, until Redis would allow again.
+                            0 => lease.keep(hash, 0, quota.retry_after.unwrap_or(quota.reset)),
+                            // This request took the only token: nothing to keep.
+                            1 => {}
+                            // This request takes one; the rest last until the window ends
+                            // (a bucket: until it would be full again).
+                            hits => lease.keep(hash, hits - 1, quota.reset),
+                        }
+                    }
+                    verdict(
+                        granted.outcome,
+                        RateLimitDecision::Allowed,
+                        RateLimitDecision::Limited,
+                    )
+                }
                 Err(error) => limiter.fallback_hashed(local_key, &error),
             }
         }))

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::headers::HeaderMode;
 use crate::key::KeySource;
-use crate::policy::{Policy, PolicyError};
+use crate::policy::{Kind, Policy, PolicyError};
 
 /// What to do with a request when Redis cannot answer within [`RedisConfig::timeout`]
 /// (down, unreachable, too slow or erroring).
@@ -232,7 +232,9 @@ pub enum Algorithm {
 ///   fractional allowed);
 /// - `key` is `"ip"` (the default), `"user"`, `"header:NAME"` or `"global"`;
 /// - `headers` (optional) is `"all"` (the default), `"standard"`, `"legacy"` or `"none"`: see
-///   [`HeaderMode`].
+///   [`HeaderMode`];
+/// - `lease` (optional, with Redis) is how many tokens an instance takes from Redis per call,
+///   from 2 up to the limit or capacity: see [`RouteLimiter::with_lease`](crate::RouteLimiter::with_lease).
 ///
 /// Fields of the other algorithm are rejected rather than silently ignored.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -241,6 +243,7 @@ pub struct RateLimitConfig {
     policy: Policy,
     key: KeySource,
     headers: HeaderMode,
+    lease: Option<u32>,
 }
 
 impl RateLimitConfig {
@@ -250,6 +253,7 @@ impl RateLimitConfig {
             policy,
             key,
             headers: HeaderMode::default(),
+            lease: None,
         }
     }
 
@@ -267,6 +271,11 @@ impl RateLimitConfig {
     pub fn headers(&self) -> HeaderMode {
         self.headers
     }
+
+    /// Tokens taken from Redis per call, when leasing.
+    pub fn lease(&self) -> Option<u32> {
+        self.lease
+    }
 }
 
 #[derive(Deserialize)]
@@ -282,6 +291,7 @@ struct RawRateLimit {
     key: KeyField,
     #[serde(default)]
     headers: HeaderMode,
+    lease: Option<u32>,
 }
 
 /// `key` validated on its own, so that a bad key is reported at its own line.
@@ -326,6 +336,14 @@ pub enum RateLimitConfigError {
     /// The values do not make a policy.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// A lease must take at least 2 tokens and no more than the limit.
+    #[error("lease must be between 2 and the limit or capacity ({max}), got {lease}")]
+    Lease {
+        /// The lease asked for.
+        lease: u32,
+        /// The largest lease allowed.
+        max: u32,
+    },
 }
 
 impl TryFrom<RawRateLimit> for RateLimitConfig {
@@ -383,10 +401,21 @@ impl TryFrom<RawRateLimit> for RateLimitConfig {
                 Policy::token_bucket(capacity, refill)?
             }
         };
+        if let Some(lease) = raw.lease {
+            let max = match policy.kind() {
+                Kind::FixedWindow { limit, .. } => limit,
+                Kind::TokenBucket { capacity, .. } => capacity,
+            }
+            .min(crate::lease::MAX_LEASE);
+            if !(2..=max).contains(&lease) {
+                return Err(RateLimitConfigError::Lease { lease, max });
+            }
+        }
         Ok(Self {
             policy,
             key: raw.key.0,
             headers: raw.headers,
+            lease: raw.lease,
         })
     }
 }
@@ -458,6 +487,14 @@ mod tests {
                 "unknown variant",
             ),
             ("limit = -5\nwindow = \"1s\"", "invalid value"),
+            (
+                "limit = 5\nwindow = \"1s\"\nlease = 6",
+                "between 2 and the limit",
+            ),
+            (
+                "limit = 5\nwindow = \"1s\"\nlease = 1",
+                "between 2 and the limit",
+            ),
         ];
         for (text, expected) in cases {
             let err = route(text).unwrap_err();

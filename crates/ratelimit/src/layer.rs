@@ -35,7 +35,12 @@ impl RateLimitLayer {
 
     /// The layer of a route's `[routes.rate_limit]` table (policy, key and header mode).
     pub fn from_config(backend: &RateLimitBackend, route: &str, config: &RateLimitConfig) -> Self {
-        Self::new(backend, route, config.policy(), config.key().clone()).headers(config.headers())
+        let layer = Self::new(backend, route, config.policy(), config.key().clone())
+            .headers(config.headers());
+        match config.lease() {
+            Some(tokens) => layer.lease(tokens),
+            None => layer,
+        }
     }
 
     /// A layer over a limiter from [`RateLimitBackend::route`].
@@ -55,6 +60,14 @@ impl RateLimitLayer {
     pub fn headers(mut self, mode: HeaderMode) -> Self {
         let shared = Arc::make_mut(&mut self.shared);
         shared.headers = RouteHeaders::new(&shared.limiter.policy(), mode);
+        self
+    }
+
+    /// Spends tokens taken from Redis `tokens` at a time: see [`RouteLimiter::with_lease`].
+    #[must_use]
+    pub fn lease(mut self, tokens: u32) -> Self {
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.limiter = shared.limiter.clone().with_lease(tokens);
         self
     }
 

@@ -8,6 +8,10 @@
 //!   a Lua script run with EVALSHA, reloaded on `NOSCRIPT`; the checks a thread has waiting
 //!   go in one script call; server `TIME` for buckets; Redis Cluster with hash-tagged keys; a
 //!   pool of connections that reconnect with backoff).
+//! - **Leases** ([`RouteLimiter::with_lease`], `lease = B`): an instance takes up to B tokens
+//!   per Redis call and spends them locally, so Redis sees about 1/B of the checks. Redis
+//!   grants no more than the limit has left, so instances together never admit more than the
+//!   limit; up to B − 1 tokens per instance and key can go unused in a window instead.
 //! - **Redis failures** ([`OnError`]): let traffic through, answer 503, or
 //!   keep limiting with this instance's in-memory limiter until Redis answers again. A Redis
 //!   call never waits longer than `[redis].timeout`.
@@ -62,6 +66,7 @@ mod future;
 mod headers;
 mod key;
 mod layer;
+mod lease;
 mod memory;
 mod policy;
 mod redis;

@@ -43,10 +43,32 @@ pub enum Clock {
     Tokio,
 }
 
+/// A clock read as nanoseconds since it was made.
 #[derive(Debug)]
-enum Epoch {
+pub(crate) enum Epoch {
     Coarse(coarsetime::Instant),
     Tokio(tokio::time::Instant),
+}
+
+impl Epoch {
+    pub(crate) fn new(clock: Clock) -> Self {
+        match clock {
+            // Not `now()`: it also writes a process-wide cache, a cache line every core would
+            // then contend on.
+            Clock::Coarse => Self::Coarse(coarsetime::Instant::now_without_cache_update()),
+            Clock::Tokio => Self::Tokio(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Nanoseconds since the epoch (u64 nanoseconds last 584 years).
+    pub(crate) fn nanos(&self) -> u64 {
+        match self {
+            Self::Coarse(epoch) => coarsetime::Instant::now_without_cache_update()
+                .duration_since(*epoch)
+                .as_nanos(),
+            Self::Tokio(epoch) => epoch.elapsed().as_nanos() as u64,
+        }
+    }
 }
 
 /// A route's in-memory limiter.
@@ -54,44 +76,86 @@ enum Epoch {
 pub(crate) struct MemoryLimiter {
     algorithm: Algorithm,
     epoch: Epoch,
-    shards: Box<[Shard]>,
+    table: Table,
 }
 
 impl MemoryLimiter {
     pub(crate) fn new(policy: &Policy, clock: Clock) -> Self {
         Self {
             algorithm: Algorithm::new(policy),
-            epoch: match clock {
-                // Not `now()`: it also writes a process-wide cache, a cache line every core
-                // would then contend on.
-                Clock::Coarse => Epoch::Coarse(coarsetime::Instant::now_without_cache_update()),
-                Clock::Tokio => Epoch::Tokio(tokio::time::Instant::now()),
-            },
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            epoch: Epoch::new(clock),
+            table: Table::new(),
         }
     }
 
     /// Counts one request against `key` (a keyed hash of the client key).
     pub(crate) fn check(&self, key: u64) -> Outcome {
-        let now = self.now();
+        let now = self.epoch.nanos();
+        let algorithm = &self.algorithm;
+        self.table.update(
+            key,
+            |word| algorithm.apply(word, key, now),
+            |word, key| algorithm.is_expired(word, key, now),
+        )
+    }
+
+    /// The number of keys held (live or not yet swept).
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+/// Keys (keyed hashes) to atomic words, in shards: see the module documentation.
+#[derive(Debug)]
+pub(crate) struct Table {
+    shards: Box<[Shard]>,
+}
+
+impl Table {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+
+    fn shard(&self, key: u64) -> &Shard {
         // hashbrown indexes buckets with the low bits and tags them with the top 7: pick the
         // shard from bits that neither uses, so each shard's map still sees well-spread hashes.
-        let shard = &self.shards[(key >> 40) as usize % SHARDS];
+        &self.shards[(key >> 40) as usize % SHARDS]
+    }
+
+    /// Runs `f` on the word of `key` when the key is held.
+    pub(crate) fn get<R>(&self, key: u64, f: impl FnOnce(&AtomicU64) -> R) -> Option<R> {
+        let map = self
+            .shard(key)
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.entries.get(&key).map(f)
+    }
+
+    /// Runs `f` on the word of `key`, inserting a zero word first when the key is new. A shard
+    /// that has doubled since its last sweep drops the words `expired(word, key)` says are.
+    pub(crate) fn update<R>(
+        &self,
+        key: u64,
+        f: impl FnOnce(&AtomicU64) -> R,
+        expired: impl Fn(u64, u64) -> bool,
+    ) -> R {
+        let shard = self.shard(key);
         {
             let map = shard.map.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(word) = map.entries.get(&key) {
-                return self.algorithm.apply(word, key, now);
+                return f(word);
             }
         }
         let mut map = shard.map.write().unwrap_or_else(PoisonError::into_inner);
         let map = &mut *map;
-        let outcome = self
-            .algorithm
-            .apply(map.entries.entry(key).or_default(), key, now);
+        let result = f(map.entries.entry(key).or_default());
         if map.entries.len() >= map.sweep_at {
-            map.sweep(&self.algorithm, now);
+            map.sweep(expired);
         }
-        outcome
+        result
     }
 
     /// The number of keys held (live or not yet swept).
@@ -107,16 +171,6 @@ impl MemoryLimiter {
                     .len()
             })
             .sum()
-    }
-
-    /// Nanoseconds since the limiter was made (u64 nanoseconds last 584 years).
-    fn now(&self) -> u64 {
-        match self.epoch {
-            Epoch::Coarse(epoch) => coarsetime::Instant::now_without_cache_update()
-                .duration_since(epoch)
-                .as_nanos(),
-            Epoch::Tokio(epoch) => epoch.elapsed().as_nanos() as u64,
-        }
     }
 }
 
@@ -143,9 +197,9 @@ impl Default for Map {
 }
 
 impl Map {
-    fn sweep(&mut self, algorithm: &Algorithm, now: u64) {
+    fn sweep(&mut self, expired: impl Fn(u64, u64) -> bool) {
         self.entries
-            .retain(|key, word| !algorithm.is_expired(word.load(Ordering::Relaxed), *key, now));
+            .retain(|key, word| !expired(word.load(Ordering::Relaxed), *key));
         let len = self.entries.len();
         self.sweep_at = (len * 2).max(MIN_SWEEP_LEN);
         // Give back the memory of a burst of keys that has passed.

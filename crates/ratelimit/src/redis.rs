@@ -86,6 +86,70 @@ end
 return out
 "#;
 
+/// Grants up to the asked number of hits in fixed windows, never beyond the limit (leases).
+///
+/// For each key i: KEYS[i] the counter; ARGV[3i-2] the window in ms; ARGV[3i-1] the hits
+/// asked for; ARGV[3i] the limit. Returns {hits granted, count after, ms until the window
+/// ends} per key, flattened. A refused ask counts nothing.
+const FIXED_WINDOW_LEASE_LUA: &str = r#"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local window = ARGV[3 * i - 2]
+  local count = tonumber(redis.call('GET', key) or '0')
+  local grant = math.min(tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]) - count)
+  if grant > 0 then
+    count = redis.call('INCRBY', key, grant)
+  else
+    grant = 0
+  end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    if count > 0 then redis.call('PEXPIRE', key, window) end
+    ttl = tonumber(window)
+  end
+  out[3 * i - 2] = grant
+  out[3 * i - 1] = count
+  out[3 * i] = ttl
+end
+return out
+"#;
+
+/// Grants up to the asked number of tokens from token buckets (leases), like
+/// [`TOKEN_BUCKET_LUA`] but taking what is there rather than all or nothing.
+///
+/// For each key i: KEYS[i] the bucket; ARGV[3i-2] µs per token; ARGV[3i-1] capacity;
+/// ARGV[3i] tokens asked for. Returns {tokens granted, whole tokens left, µs until full,
+/// µs until one token} per key, flattened.
+const TOKEN_BUCKET_LEASE_LUA: &str = r#"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[3 * i - 2])
+  local burst = interval * tonumber(ARGV[3 * i - 1])
+  local tat = tonumber(redis.call('GET', key))
+  if not tat or tat < now then tat = now end
+  local available = math.floor((burst - (tat - now)) / interval)
+  local grant = math.min(tonumber(ARGV[3 * i]), available)
+  local o = 4 * i - 4
+  if grant > 0 then
+    local next_tat = tat + interval * grant
+    local ahead = next_tat - now
+    redis.call('SET', key, string.format('%d', next_tat), 'PX', math.ceil(ahead / 1000))
+    out[o + 1] = grant
+    out[o + 2] = available - grant
+    out[o + 3] = ahead
+    out[o + 4] = 0
+  else
+    out[o + 1] = 0
+    out[o + 2] = 0
+    out[o + 3] = tat - now
+    out[o + 4] = tat - now + interval - burst
+  end
+end
+return out
+"#;
+
 /// The most keys one script call counts: a script blocks Redis while it runs.
 const MAX_BATCH: usize = 128;
 
@@ -126,8 +190,8 @@ struct Shared {
     pool: Pool,
     timeout: Duration,
     cluster: bool,
-    fixed_window: Script,
-    token_bucket: Script,
+    /// By [`ScriptKind`].
+    scripts: [Script; 4],
     /// Every thread's queue, to stop their batchers when the store goes.
     queues: Mutex<Vec<Weak<Queue>>>,
 }
@@ -166,8 +230,48 @@ static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(0);
 struct Pending {
     key: Bytes,
     policy: Kind,
+    /// Hits counted, or with `lease`, hits asked for.
     cost: u32,
-    reply: oneshot::Sender<Result<Outcome, StoreError>>,
+    lease: bool,
+    reply: oneshot::Sender<Result<Granted, StoreError>>,
+}
+
+/// What Redis answered for one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Granted {
+    pub(crate) outcome: Outcome,
+    /// Hits granted: the cost when allowed, 0 when refused; with a lease, possibly fewer than
+    /// asked for.
+    pub(crate) hits: u32,
+}
+
+/// Which script counts a check: an index into [`Shared::scripts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScriptKind {
+    FixedWindow = 0,
+    TokenBucket = 1,
+    FixedWindowLease = 2,
+    TokenBucketLease = 3,
+}
+
+impl ScriptKind {
+    fn of(policy: Kind, lease: bool) -> Self {
+        match (policy, lease) {
+            (Kind::FixedWindow { .. }, false) => Self::FixedWindow,
+            (Kind::TokenBucket { .. }, false) => Self::TokenBucket,
+            (Kind::FixedWindow { .. }, true) => Self::FixedWindowLease,
+            (Kind::TokenBucket { .. }, true) => Self::TokenBucketLease,
+        }
+    }
+
+    /// Numbers in the reply per key.
+    fn reply_width(self) -> usize {
+        match self {
+            Self::FixedWindow => 2,
+            Self::FixedWindowLease => 3,
+            Self::TokenBucket | Self::TokenBucketLease => 4,
+        }
+    }
 }
 
 impl RedisStore {
@@ -214,8 +318,12 @@ impl RedisStore {
                 pool,
                 timeout: config.timeout.0,
                 cluster: config.cluster,
-                fixed_window: Script::from_lua(FIXED_WINDOW_LUA),
-                token_bucket: Script::from_lua(TOKEN_BUCKET_LUA),
+                scripts: [
+                    Script::from_lua(FIXED_WINDOW_LUA),
+                    Script::from_lua(TOKEN_BUCKET_LUA),
+                    Script::from_lua(FIXED_WINDOW_LEASE_LUA),
+                    Script::from_lua(TOKEN_BUCKET_LEASE_LUA),
+                ],
                 queues: Mutex::default(),
             }),
             tasks,
@@ -240,17 +348,22 @@ impl RedisStore {
 
     /// Counts `cost` hits against `key` under `policy`, waiting at most the configured
     /// timeout (in the queue and on the wire together).
+    ///
+    /// With `lease`, `cost` is the most hits to take: Redis grants what the limit has left,
+    /// up to that.
     pub(crate) async fn check(
         &self,
         key: Bytes,
         policy: Kind,
         cost: u32,
-    ) -> Result<Outcome, StoreError> {
+        lease: bool,
+    ) -> Result<Granted, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Pending {
             key,
             policy,
             cost,
+            lease,
             reply,
         });
         let timeout = self.shared.timeout;
@@ -365,13 +478,13 @@ async fn batch_checks(shared: Weak<Shared>, queue: Arc<Queue>) {
 /// the first check's algorithm (and, in a cluster, its hash slot).
 fn take_batch(checks: &mut Vec<Pending>, cluster: bool) -> Vec<Pending> {
     let first = &checks[0];
-    let token_bucket = matches!(first.policy, Kind::TokenBucket { .. });
+    let script = ScriptKind::of(first.policy, first.lease);
     let slot = cluster.then(|| fred::util::redis_keyslot(&first.key));
     let mut batch = Vec::with_capacity(checks.len().min(MAX_BATCH));
     let mut index = 0;
     while index < checks.len() && batch.len() < MAX_BATCH {
         let check = &checks[index];
-        let same = matches!(check.policy, Kind::TokenBucket { .. }) == token_bucket
+        let same = ScriptKind::of(check.policy, check.lease) == script
             && slot.is_none_or(|slot| fred::util::redis_keyslot(&check.key) == slot);
         if same {
             batch.push(checks.swap_remove(index));
@@ -393,16 +506,12 @@ async fn run_batch(shared: Arc<Shared>, batch: Vec<Pending>) {
         }
         return;
     }
-    let token_bucket = matches!(batch[0].policy, Kind::TokenBucket { .. });
-    let (script, per_key) = if token_bucket {
-        (&shared.token_bucket, 4)
-    } else {
-        (&shared.fixed_window, 2)
-    };
+    let kind = ScriptKind::of(batch[0].policy, batch[0].lease);
+    let (script, per_key) = (&shared.scripts[kind as usize], kind.reply_width());
     let keys: Vec<Bytes> = batch.iter().map(|check| check.key.clone()).collect();
     let mut args = Vec::with_capacity(batch.len() * 3);
     for check in &batch {
-        push_args(&mut args, check.policy, check.cost);
+        push_args(&mut args, check.policy, check.cost, check.lease);
     }
     let call = async {
         match client
@@ -434,7 +543,9 @@ async fn run_batch(shared: Arc<Shared>, batch: Vec<Pending>) {
     match numbers {
         Ok(numbers) => {
             for (check, numbers) in batch.into_iter().zip(numbers.chunks_exact(per_key)) {
-                let _ = check.reply.send(parse_reply(check.policy, numbers));
+                let _ = check
+                    .reply
+                    .send(parse_reply(kind, check.policy, check.cost, numbers));
             }
         }
         Err(error) => {
@@ -446,11 +557,14 @@ async fn run_batch(shared: Arc<Shared>, batch: Vec<Pending>) {
 }
 
 /// Appends one key's ARGV (see the scripts above).
-fn push_args(args: &mut Vec<Value>, policy: Kind, cost: u32) {
+fn push_args(args: &mut Vec<Value>, policy: Kind, cost: u32, lease: bool) {
     match policy {
-        Kind::FixedWindow { window_ms, .. } => {
+        Kind::FixedWindow { window_ms, limit } => {
             args.push(Value::Integer(window_ms as i64));
             args.push(Value::Integer(i64::from(cost)));
+            if lease {
+                args.push(Value::Integer(i64::from(limit)));
+            }
         }
         Kind::TokenBucket {
             capacity,
@@ -463,40 +577,69 @@ fn push_args(args: &mut Vec<Value>, policy: Kind, cost: u32) {
     }
 }
 
-/// One key's outcome from its numbers in the script's reply.
-fn parse_reply(policy: Kind, numbers: &[i64]) -> Result<Outcome, StoreError> {
+/// One key's outcome from its numbers in the reply of a `kind` script.
+fn parse_reply(
+    kind: ScriptKind,
+    policy: Kind,
+    cost: u32,
+    numbers: &[i64],
+) -> Result<Granted, StoreError> {
     let unexpected = || {
         StoreError::UnexpectedReply(Value::Array(
             numbers.iter().map(|&n| Value::Integer(n)).collect(),
         ))
     };
     let non_negative = |n: i64| u64::try_from(n).unwrap_or(0);
-    match (policy, numbers) {
-        (Kind::FixedWindow { limit, .. }, &[count, ttl_ms]) => {
-            let count = non_negative(count);
-            let allowed = count <= u64::from(limit);
-            let reset = Duration::from_millis(non_negative(ttl_ms));
-            Ok(Outcome {
+    let granted = |hits: u64, limit: u32, remaining: u64, reset: Duration, retry: Duration| {
+        let allowed = hits > 0;
+        Granted {
+            outcome: Outcome {
                 allowed,
                 quota: Quota {
                     limit,
-                    remaining: (u64::from(limit).saturating_sub(count)) as u32,
+                    remaining: remaining.min(u64::from(limit)) as u32,
                     reset,
-                    retry_after: (!allowed).then_some(reset),
+                    retry_after: (!allowed).then_some(retry),
                 },
-            })
+            },
+            hits: hits.min(u64::from(cost)) as u32,
         }
-        (Kind::TokenBucket { capacity, .. }, &[allowed, remaining, reset_us, retry_us]) => {
-            let allowed = allowed == 1;
-            Ok(Outcome {
-                allowed,
-                quota: Quota {
-                    limit: capacity,
-                    remaining: non_negative(remaining).min(u64::from(capacity)) as u32,
-                    reset: Duration::from_micros(non_negative(reset_us)),
-                    retry_after: (!allowed).then(|| Duration::from_micros(non_negative(retry_us))),
-                },
-            })
+    };
+    match (kind, policy, numbers) {
+        (ScriptKind::FixedWindow, Kind::FixedWindow { limit, .. }, &[count, ttl_ms]) => {
+            let count = non_negative(count);
+            let hits = if count <= u64::from(limit) { cost } else { 0 };
+            let reset = Duration::from_millis(non_negative(ttl_ms));
+            let remaining = u64::from(limit).saturating_sub(count);
+            Ok(granted(hits.into(), limit, remaining, reset, reset))
+        }
+        (
+            ScriptKind::FixedWindowLease,
+            Kind::FixedWindow { limit, .. },
+            &[grant, count, ttl_ms],
+        ) => {
+            let reset = Duration::from_millis(non_negative(ttl_ms));
+            let remaining = u64::from(limit).saturating_sub(non_negative(count));
+            Ok(granted(non_negative(grant), limit, remaining, reset, reset))
+        }
+        (
+            ScriptKind::TokenBucket | ScriptKind::TokenBucketLease,
+            Kind::TokenBucket { capacity, .. },
+            &[first, remaining, reset_us, retry_us],
+        ) => {
+            // The plain script answers 1 or 0, the lease script the tokens it granted.
+            let hits = match kind {
+                ScriptKind::TokenBucket if first == 1 => u64::from(cost),
+                ScriptKind::TokenBucket => 0,
+                _ => non_negative(first),
+            };
+            Ok(granted(
+                hits,
+                capacity,
+                non_negative(remaining),
+                Duration::from_micros(non_negative(reset_us)),
+                Duration::from_micros(non_negative(retry_us)),
+            ))
         }
         _ => Err(unexpected()),
     }
@@ -512,23 +655,64 @@ mod tests {
             limit: 5,
             window_ms: 1000,
         };
-        let at_limit = parse_reply(fixed, &[5, 300]).unwrap();
-        assert!(at_limit.allowed);
-        assert_eq!(at_limit.quota.remaining, 0);
-        let over = parse_reply(fixed, &[6, 300]).unwrap();
-        assert!(!over.allowed);
-        assert_eq!(over.quota.retry_after, Some(Duration::from_millis(300)));
-        assert!(parse_reply(fixed, &[6]).is_err());
+        let parse = |kind, policy, numbers: &[i64]| parse_reply(kind, policy, 1, numbers);
+        let at_limit = parse(ScriptKind::FixedWindow, fixed, &[5, 300]).unwrap();
+        assert!(at_limit.outcome.allowed);
+        assert_eq!((at_limit.hits, at_limit.outcome.quota.remaining), (1, 0));
+        let over = parse(ScriptKind::FixedWindow, fixed, &[6, 300]).unwrap();
+        assert!(!over.outcome.allowed);
+        assert_eq!(over.hits, 0);
+        assert_eq!(
+            over.outcome.quota.retry_after,
+            Some(Duration::from_millis(300))
+        );
+        assert!(parse(ScriptKind::FixedWindow, fixed, &[6]).is_err());
 
         let bucket = Kind::TokenBucket {
             capacity: 3,
             interval_us: 400_000,
         };
-        let refused = parse_reply(bucket, &[0, 0, 1_200_000, 400_000]).unwrap();
-        assert!(!refused.allowed);
-        assert_eq!(refused.quota.retry_after, Some(Duration::from_millis(400)));
-        assert_eq!(refused.quota.reset, Duration::from_millis(1200));
-        assert!(parse_reply(bucket, &[1, 2]).is_err());
+        let refused = parse(ScriptKind::TokenBucket, bucket, &[0, 0, 1_200_000, 400_000]).unwrap();
+        assert!(!refused.outcome.allowed);
+        assert_eq!(
+            refused.outcome.quota.retry_after,
+            Some(Duration::from_millis(400))
+        );
+        assert_eq!(refused.outcome.quota.reset, Duration::from_millis(1200));
+        assert!(parse(ScriptKind::TokenBucket, bucket, &[1, 2]).is_err());
+        assert!(
+            parse(ScriptKind::FixedWindow, bucket, &[1, 2]).is_err(),
+            "a reply is read with its own script's layout"
+        );
+    }
+
+    #[test]
+    fn lease_replies_say_how_many_hits_were_granted() {
+        let fixed = Kind::FixedWindow {
+            limit: 25,
+            window_ms: 1000,
+        };
+        // 10 asked, 5 left under the limit: 5 granted.
+        let partial = parse_reply(ScriptKind::FixedWindowLease, fixed, 10, &[5, 25, 700]).unwrap();
+        assert!(partial.outcome.allowed);
+        assert_eq!((partial.hits, partial.outcome.quota.remaining), (5, 0));
+        let none = parse_reply(ScriptKind::FixedWindowLease, fixed, 10, &[0, 25, 700]).unwrap();
+        assert!(!none.outcome.allowed);
+        assert_eq!(
+            none.outcome.quota.retry_after,
+            Some(Duration::from_millis(700))
+        );
+
+        let bucket = Kind::TokenBucket {
+            capacity: 20,
+            interval_us: 1000,
+        };
+        let granted =
+            parse_reply(ScriptKind::TokenBucketLease, bucket, 8, &[8, 12, 8000, 0]).unwrap();
+        assert_eq!((granted.hits, granted.outcome.quota.remaining), (8, 12));
+        // A reply can never grant more than was asked for.
+        let odd = parse_reply(ScriptKind::TokenBucketLease, bucket, 8, &[9, 0, 9000, 0]).unwrap();
+        assert_eq!(odd.hits, 8);
     }
 
     fn pending(key: &str, policy: Kind) -> Pending {
@@ -536,6 +720,7 @@ mod tests {
             key: Bytes::copy_from_slice(key.as_bytes()),
             policy,
             cost: 1,
+            lease: false,
             reply: oneshot::channel().0,
         }
     }

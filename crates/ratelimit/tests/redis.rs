@@ -517,3 +517,150 @@ async fn one_round_trip_per_request() {
         .collect();
     assert_eq!(round_trips, [&("evalsha".to_owned(), 100)], "{calls:?}");
 }
+
+fn evalsha_calls(server: &RedisServer) -> u64 {
+    server
+        .command_calls()
+        .iter()
+        .find(|(name, _)| name == "evalsha")
+        .map_or(0, |(_, calls)| *calls)
+}
+
+/// Counts the checks of `ip` that `limiter` allows out of `n`.
+async fn allowed_of(limiter: &gateway_ratelimit::RouteLimiter, ip: &str, n: usize) -> usize {
+    let mut allowed = 0;
+    for _ in 0..n {
+        if check(limiter, ip).await.decision == RateLimitDecision::Allowed {
+            allowed += 1;
+        }
+    }
+    allowed
+}
+
+#[tokio::test]
+async fn leases_cut_redis_calls_and_never_exceed_the_limit() {
+    let server = RedisServer::start();
+    // Two backends are two gateway instances.
+    let first = backend(&server.config()).await;
+    let second = backend(&server.config()).await;
+    let policy = fixed(100, Duration::from_secs(3600));
+    let a = first.route("api", policy).with_lease(10);
+    let b = second.route("api", policy).with_lease(10);
+    // Loads the script, so that its first NOSCRIPT is not in the count below.
+    check(&a, "198.51.100.1").await;
+    server.cli(&["CONFIG", "RESETSTAT"]);
+
+    let mut allowed = 0;
+    for i in 0..300 {
+        let limiter = if i % 2 == 0 { &a } else { &b };
+        if check(limiter, "192.0.2.1").await.decision == RateLimitDecision::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 100);
+    // 10 leases of 10, then one refusal per instance, remembered until the window ends.
+    assert_eq!(evalsha_calls(&server), 12);
+    assert_eq!(
+        server
+            .cli(&["GET", "gateway:rl:{api:ip:192.0.2.1}:fw:3600000"])
+            .trim(),
+        "100",
+        "refused asks count nothing"
+    );
+}
+
+#[tokio::test]
+async fn leases_are_granted_partially_at_the_limit() {
+    let server = RedisServer::start();
+    let backend = backend(&server.config()).await;
+    let fixed = backend
+        .route("fixed", fixed(25, Duration::from_secs(3600)))
+        .with_lease(10);
+    assert_eq!(allowed_of(&fixed, "192.0.2.1", 40).await, 25);
+
+    let bucket = backend
+        .route("bucket", Policy::token_bucket(20, 0.001).unwrap())
+        .with_lease(8);
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    assert_eq!(allowed_of(&bucket, "192.0.2.1", 30).await, 20);
+    // 8 + 8 + 4 tokens, then one refusal (the first call also loaded the script).
+    let calls = server.command_calls();
+    let script_calls: u64 = calls
+        .iter()
+        .filter(|(name, _)| name == "evalsha" || name == "eval")
+        .map(|(_, n)| n)
+        .sum();
+    assert!((4..=5).contains(&script_calls), "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_refused_lease_ends_with_the_window() {
+    let server = RedisServer::start();
+    let backend = backend(&server.config()).await;
+    let limiter = backend
+        .route("api", fixed(4, Duration::from_millis(400)))
+        .with_lease(4);
+    assert_eq!(allowed_of(&limiter, "192.0.2.1", 6).await, 4);
+    let refused = check(&limiter, "192.0.2.1").await;
+    assert_eq!(refused.decision, RateLimitDecision::Limited);
+    assert!(refused.quota.unwrap().retry_after.unwrap() <= Duration::from_millis(400));
+    wait_expired(&server, "gateway:rl:{api:ip:192.0.2.1}:fw:400");
+    // The local refusal ends with the window (the gateway's clock ticks in a few ms).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while check(&limiter, "192.0.2.1").await.decision != RateLimitDecision::Allowed {
+        assert!(Instant::now() < deadline, "still refused after the window");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn leased_tokens_are_spent_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    let mut config = server.config();
+    config.on_error = OnError::Deny;
+    let backend = backend(&config).await;
+    let limiter = backend
+        .route("api", fixed(100, Duration::from_secs(3600)))
+        .with_lease(10);
+    assert_eq!(allowed_of(&limiter, "192.0.2.1", 3).await, 3);
+    server.kill();
+    // 7 tokens of the lease are left; then Redis is needed and `on_error = "deny"` applies.
+    assert_eq!(allowed_of(&limiter, "192.0.2.1", 7).await, 7);
+    assert_eq!(
+        check(&limiter, "192.0.2.1").await.decision,
+        RateLimitDecision::FailClosed
+    );
+}
+
+#[test]
+fn concurrent_leases_of_two_instances_admit_exactly_the_limit() {
+    let server = RedisServer::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let policy = fixed(100, Duration::from_secs(3600));
+        let a = backend(&server.config())
+            .await
+            .route("api", policy)
+            .with_lease(7);
+        let b = backend(&server.config())
+            .await
+            .route("api", policy)
+            .with_lease(7);
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let limiter = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move { allowed_of(&limiter, "192.0.2.1", 10).await })
+            })
+            .collect();
+        let mut allowed = 0;
+        for task in tasks {
+            allowed += task.await.unwrap();
+        }
+        // Never more than the limit; and with checks to spare, no granted token is lost.
+        assert_eq!(allowed, 100);
+    });
+}
