@@ -51,41 +51,6 @@ end
 return out
 "#;
 
-/// Token buckets kept as their theoretical arrival time (TAT), in µs of the Redis server clock
-/// (`TIME`, read once per call), so gateway clocks do not matter.
-///
-/// For each key i: KEYS[i] the bucket; ARGV[3i-2] µs per token; ARGV[3i-1] capacity;
-/// ARGV[3i] cost in tokens. Returns {1 if allowed else 0, whole tokens left, µs until full,
-/// µs until allowed} per key, flattened. All values are integers below 2^53, exact in Lua's
-/// doubles. A key expires when its bucket would be full, which is the state of a missing key.
-const TOKEN_BUCKET_LUA: &str = r#"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local out = {}
-for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[3 * i - 2])
-  local burst = interval * tonumber(ARGV[3 * i - 1])
-  local tat = tonumber(redis.call('GET', key))
-  if not tat or tat < now then tat = now end
-  local next_tat = tat + interval * tonumber(ARGV[3 * i])
-  local ahead = next_tat - now
-  local o = 4 * i - 4
-  if ahead > burst then
-    out[o + 1] = 0
-    out[o + 2] = math.floor((burst - (tat - now)) / interval)
-    out[o + 3] = tat - now
-    out[o + 4] = ahead - burst
-  else
-    redis.call('SET', key, string.format('%d', next_tat), 'PX', math.ceil(ahead / 1000))
-    out[o + 1] = 1
-    out[o + 2] = math.floor((burst - ahead) / interval)
-    out[o + 3] = ahead
-    out[o + 4] = 0
-  end
-end
-return out
-"#;
-
 /// Grants up to the asked number of hits in fixed windows, never beyond the limit (leases).
 ///
 /// For each key i: KEYS[i] the counter; ARGV[3i-2] the window in ms; ARGV[3i-1] the hits
@@ -114,13 +79,15 @@ end
 return out
 "#;
 
-/// Grants up to the asked number of tokens from token buckets (leases), like
-/// [`TOKEN_BUCKET_LUA`] but taking what is there rather than all or nothing.
+/// Token buckets kept as their theoretical arrival time (TAT), in µs of the Redis server clock
+/// (`TIME`, read once per call), so gateway clocks do not matter.
 ///
 /// For each key i: KEYS[i] the bucket; ARGV[3i-2] µs per token; ARGV[3i-1] capacity;
-/// ARGV[3i] tokens asked for. Returns {tokens granted, whole tokens left, µs until full,
-/// µs until one token} per key, flattened.
-const TOKEN_BUCKET_LEASE_LUA: &str = r#"
+/// ARGV[3i] tokens asked for (1 for a check, B for a lease: granted as far as the bucket
+/// holds). Returns {tokens granted, whole tokens left, µs until full, µs until one token} per
+/// key, flattened. All values are integers below 2^53, exact in Lua's doubles. A key expires
+/// when its bucket would be full, which is the state of a missing key.
+const TOKEN_BUCKET_LUA: &str = r#"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local out = {}
@@ -191,7 +158,7 @@ struct Shared {
     timeout: Duration,
     cluster: bool,
     /// By [`ScriptKind`].
-    scripts: [Script; 4],
+    scripts: [Script; 3],
     /// Every thread's queue, to stop their batchers when the store goes.
     queues: Mutex<Vec<Weak<Queue>>>,
 }
@@ -249,18 +216,17 @@ pub(crate) struct Granted {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ScriptKind {
     FixedWindow = 0,
-    TokenBucket = 1,
-    FixedWindowLease = 2,
-    TokenBucketLease = 3,
+    FixedWindowLease = 1,
+    /// Checks and leases alike: the script grants what it can of what is asked for.
+    TokenBucket = 2,
 }
 
 impl ScriptKind {
     fn of(policy: Kind, lease: bool) -> Self {
         match (policy, lease) {
             (Kind::FixedWindow { .. }, false) => Self::FixedWindow,
-            (Kind::TokenBucket { .. }, false) => Self::TokenBucket,
             (Kind::FixedWindow { .. }, true) => Self::FixedWindowLease,
-            (Kind::TokenBucket { .. }, true) => Self::TokenBucketLease,
+            (Kind::TokenBucket { .. }, _) => Self::TokenBucket,
         }
     }
 
@@ -269,7 +235,7 @@ impl ScriptKind {
         match self {
             Self::FixedWindow => 2,
             Self::FixedWindowLease => 3,
-            Self::TokenBucket | Self::TokenBucketLease => 4,
+            Self::TokenBucket => 4,
         }
     }
 }
@@ -320,9 +286,8 @@ impl RedisStore {
                 cluster: config.cluster,
                 scripts: [
                     Script::from_lua(FIXED_WINDOW_LUA),
-                    Script::from_lua(TOKEN_BUCKET_LUA),
                     Script::from_lua(FIXED_WINDOW_LEASE_LUA),
-                    Script::from_lua(TOKEN_BUCKET_LEASE_LUA),
+                    Script::from_lua(TOKEN_BUCKET_LUA),
                 ],
                 queues: Mutex::default(),
             }),
@@ -623,24 +588,16 @@ fn parse_reply(
             Ok(granted(non_negative(grant), limit, remaining, reset, reset))
         }
         (
-            ScriptKind::TokenBucket | ScriptKind::TokenBucketLease,
+            ScriptKind::TokenBucket,
             Kind::TokenBucket { capacity, .. },
-            &[first, remaining, reset_us, retry_us],
-        ) => {
-            // The plain script answers 1 or 0, the lease script the tokens it granted.
-            let hits = match kind {
-                ScriptKind::TokenBucket if first == 1 => u64::from(cost),
-                ScriptKind::TokenBucket => 0,
-                _ => non_negative(first),
-            };
-            Ok(granted(
-                hits,
-                capacity,
-                non_negative(remaining),
-                Duration::from_micros(non_negative(reset_us)),
-                Duration::from_micros(non_negative(retry_us)),
-            ))
-        }
+            &[grant, remaining, reset_us, retry_us],
+        ) => Ok(granted(
+            non_negative(grant),
+            capacity,
+            non_negative(remaining),
+            Duration::from_micros(non_negative(reset_us)),
+            Duration::from_micros(non_negative(retry_us)),
+        )),
         _ => Err(unexpected()),
     }
 }
@@ -707,11 +664,10 @@ mod tests {
             capacity: 20,
             interval_us: 1000,
         };
-        let granted =
-            parse_reply(ScriptKind::TokenBucketLease, bucket, 8, &[8, 12, 8000, 0]).unwrap();
+        let granted = parse_reply(ScriptKind::TokenBucket, bucket, 8, &[8, 12, 8000, 0]).unwrap();
         assert_eq!((granted.hits, granted.outcome.quota.remaining), (8, 12));
         // A reply can never grant more than was asked for.
-        let odd = parse_reply(ScriptKind::TokenBucketLease, bucket, 8, &[9, 0, 9000, 0]).unwrap();
+        let odd = parse_reply(ScriptKind::TokenBucket, bucket, 8, &[9, 0, 9000, 0]).unwrap();
         assert_eq!(odd.hits, 8);
     }
 
