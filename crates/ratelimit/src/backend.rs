@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::config::{OnError, RedisConfig};
 use crate::decision::{RateLimitDecision, Verdict};
 use crate::key::{ClientKey, KeyHasher};
-use crate::lease::{LeaseTable, Take};
+use crate::lease::LeaseTable;
 use crate::memory::{Clock, MemoryLimiter, Outcome};
 use crate::policy::{Kind, Policy};
 use crate::redis::{ConnectError, RedisStore, StoreError};
@@ -72,7 +72,7 @@ struct RouteMemory {
 }
 
 impl RouteMemory {
-    fn leases(&self, tokens: u32, ask_for: Duration, clock: Clock) -> Arc<LeaseTable> {
+    fn leases(&self, tokens: u32, clock: Clock) -> Arc<LeaseTable> {
         let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
         match &*leases {
             Some(table) if table.tokens() == tokens => Arc::clone(table),
@@ -81,7 +81,7 @@ impl RouteMemory {
                     Kind::FixedWindow { limit, .. } => limit,
                     Kind::TokenBucket { capacity, .. } => capacity,
                 };
-                let table = Arc::new(LeaseTable::new(tokens, limit, ask_for, clock));
+                let table = Arc::new(LeaseTable::new(tokens, limit, clock));
                 *leases = Some(Arc::clone(&table));
                 table
             }
@@ -377,14 +377,8 @@ impl RouteLimiter {
     #[must_use]
     pub fn with_lease(self, tokens: u32) -> Self {
         let inner = &self.inner;
-        let lease = match &inner.backend.redis {
-            Some(redis) if tokens >= 2 => Some(inner.memory.leases(
-                tokens,
-                redis.store.timeout(),
-                inner.backend.clock(),
-            )),
-            _ => None,
-        };
+        let lease = (tokens >= 2 && inner.backend.redis.is_some())
+            .then(|| inner.memory.leases(tokens, inner.backend.clock()));
         Self {
             inner: Arc::new(RouteInner {
                 backend: Arc::clone(&inner.backend),
@@ -409,24 +403,20 @@ impl RouteLimiter {
             return Check::Ready(self.check_memory(&key, false));
         };
         // A live lease decides without Redis, also while Redis is down.
-        let mut ask = None;
-        if let Some(lease) = &inner.lease {
+        let lease_key = inner.lease.as_ref().map(|lease| {
             let hash = key.hash_with(&inner.backend.hasher);
-            match lease.take(hash) {
-                Take::Decided(outcome) => {
-                    return Check::Ready(verdict(
-                        outcome,
-                        RateLimitDecision::Allowed,
-                        RateLimitDecision::Limited,
-                    ));
-                }
-                Take::Ask(tokens, leading) => ask = Some((hash, tokens, leading)),
+            (lease, hash)
+        });
+        if let Some((lease, hash)) = lease_key {
+            if let Some(outcome) = lease.take(hash) {
+                return Check::Ready(verdict(
+                    outcome,
+                    RateLimitDecision::Allowed,
+                    RateLimitDecision::Limited,
+                ));
             }
         }
         if !redis.store.is_connected() {
-            if let (Some(lease), Some((hash, _, true))) = (&inner.lease, ask) {
-                lease.release(hash);
-            }
             // Fail fast while the pool reconnects rather than wait out the timeout.
             return Check::Ready(self.fallback(&key, &StoreError::Disconnected));
         }
@@ -436,46 +426,45 @@ impl RouteLimiter {
             .map(|parts| parts.key(&key))
             .unwrap_or_default();
         // Hashed now, while the key's borrow is alive, in case the local fallback needs it.
-        let local_key = (redis.on_error == OnError::Local).then(|| match ask {
-            Some((hash, ..)) => hash,
-            None => key.hash_with(&inner.backend.hasher),
-        });
+        let hash = lease_key.map(|(_, hash)| hash);
+        let local_key = (redis.on_error == OnError::Local)
+            .then(|| hash.unwrap_or_else(|| key.hash_with(&inner.backend.hasher)));
         let limiter = self.clone();
         Check::Pending(Box::pin(async move {
             let inner = &limiter.inner;
-            let cost = ask.map_or(1, |(_, tokens, _)| tokens);
+            let (cost, lease) = match &inner.lease {
+                Some(lease) => (lease.tokens(), true),
+                None => (1, false),
+            };
             let result = match &inner.backend.redis {
                 Some(redis) => {
                     redis
                         .store
-                        .check(redis_key, inner.policy.kind(), cost, ask.is_some())
+                        .check(redis_key, inner.policy.kind(), cost, lease)
                         .await
                 }
                 None => Err(StoreError::Disconnected),
             };
-            if let (Some(lease), Some((hash, _, leading))) = (&inner.lease, ask) {
-                match &result {
-                    // Refused: refused here too, until Redis would allow again.
-                    Ok(granted) if granted.hits == 0 => {
-                        let quota = &granted.outcome.quota;
-                        lease.keep(hash, 0, quota.retry_after.unwrap_or(quota.reset));
-                    }
-                    // This check takes one; the rest last until the window ends (a bucket:
-                    // until it would be full again).
-                    Ok(granted) if granted.hits > 1 => {
-                        lease.keep(hash, granted.hits - 1, granted.outcome.quota.reset);
-                    }
-                    // Just this check's token, or no answer: nothing to keep.
-                    _ if leading => lease.release(hash),
-                    _ => {}
-                }
-            }
             match result {
-                Ok(granted) => verdict(
-                    granted.outcome,
-                    RateLimitDecision::Allowed,
-                    RateLimitDecision::Limited,
-                ),
+                Ok(granted) => {
+                    if let (Some(lease), Some(hash)) = (&inner.lease, hash) {
+                        let quota = &granted.outcome.quota;
+                        match granted.hits {
+                            // Refused: refused here too, until Redis would allow again.
+                            0 => lease.keep(hash, 0, quota.retry_after.unwrap_or(quota.reset)),
+                            // This request took the only token: nothing to keep.
+                            1 => {}
+                            // This request takes one; the rest last until the window ends
+                            // (a bucket: until it would be full again).
+                            hits => lease.keep(hash, hits - 1, quota.reset),
+                        }
+                    }
+                    verdict(
+                        granted.outcome,
+                        RateLimitDecision::Allowed,
+                        RateLimitDecision::Limited,
+                    )
+                }
                 Err(error) => limiter.fallback_hashed(local_key, &error),
             }
         }))

@@ -124,6 +124,16 @@ impl Table {
         &self.shards[(key >> 40) as usize % SHARDS]
     }
 
+    /// Runs `f` on the word of `key` when the key is held.
+    pub(crate) fn get<R>(&self, key: u64, f: impl FnOnce(&AtomicU64) -> R) -> Option<R> {
+        let map = self
+            .shard(key)
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.entries.get(&key).map(f)
+    }
+
     /// Runs `f` on the word of `key`, inserting a zero word first when the key is new. A shard
     /// that has doubled since its last sweep drops the words `expired(word, key)` says are.
     pub(crate) fn update<R>(

@@ -295,11 +295,6 @@ impl RedisStore {
         })
     }
 
-    /// The most a check waits for Redis.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.shared.timeout
-    }
-
     /// Whether a connection is up.
     pub(crate) fn is_connected(&self) -> bool {
         self.shared.pool.next_connected().is_connected()
