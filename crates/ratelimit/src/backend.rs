@@ -371,9 +371,10 @@ impl RouteLimiter {
     ///
     /// Redis grants no more than the limit has left, so instances together never admit more
     /// than the limit. The price: tokens one instance holds are not available to the others,
-    /// so up to `tokens - 1` per instance and key can go unused in a window. Without Redis,
-    /// or with `tokens` below 2, there is no lease. Local decisions carry the lease's own
-    /// remaining count and end in their headers.
+    /// so each call can leave up to `tokens - 1` unused in its window (a burst that finds the
+    /// lease empty sends a call per check in flight). Without Redis, or with `tokens` below
+    /// 2, there is no lease. Local decisions carry the lease's own remaining count and end in
+    /// their headers.
     #[must_use]
     pub fn with_lease(self, tokens: u32) -> Self {
         let inner = &self.inner;

@@ -8,9 +8,11 @@
 //!
 //! Admissions never exceed the limit, across any number of instances: every token admitted
 //! was granted by Redis first. The cost is the other way: tokens an instance holds are not
-//! available to the others, so at most B − 1 tokens per instance and key can go unused in a
-//! window, and a client spread over instances can be refused by one while another still holds
-//! its tokens.
+//! available to the others. Each call can leave up to B − 1 tokens unused at the end of its
+//! window. Usually one call per key is out at a time, but every check that finds the lease
+//! empty asks (a hot key must not wait for one round trip per B tokens), so a burst can take
+//! a lease per check in flight. A client spread over instances can be refused by one while
+//! another still holds its tokens.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //! - **Leases** ([`RouteLimiter::with_lease`], `lease = B`): an instance takes up to B tokens
 //!   per Redis call and spends them locally, so Redis sees about 1/B of the checks. Redis
 //!   grants no more than the limit has left, so instances together never admit more than the
-//!   limit; up to B − 1 tokens per instance and key can go unused in a window instead.
+//!   limit; instead, each lease call can leave up to B − 1 tokens unused in its window.
 //! - **Redis failures** ([`OnError`]): let traffic through, answer 503, or
 //!   keep limiting with this instance's in-memory limiter until Redis answers again. A Redis
 //!   call never waits longer than `[redis].timeout`.
