@@ -65,15 +65,28 @@ fn push_hex(out: &mut [u8], mut value: u64) {
     }
 }
 
-/// A new `traceparent`: random trace and parent ids, sampled flag set.
-pub fn generate() -> HeaderValue {
-    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    push_hex(&mut text[3..19], next_random());
-    push_hex(&mut text[19..35], next_random() | 1);
-    push_hex(&mut text[36..52], next_random() | 1);
+/// A version-00 `traceparent` for these ids.
+fn format(trace_id: u128, parent_id: u64, sampled: bool) -> HeaderValue {
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    push_hex(&mut text[3..19], (trace_id >> 64) as u64);
+    push_hex(&mut text[19..35], trace_id as u64);
+    push_hex(&mut text[36..52], parent_id);
+    if sampled {
+        text[54] = b'1';
+    }
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| {
         HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01")
     })
+}
+
+/// A random trace id (never zero).
+fn new_trace_id() -> u128 {
+    (u128::from(next_random()) << 64) | u128::from(next_random() | 1)
+}
+
+/// A new `traceparent`: random trace and parent ids, sampled flag set.
+pub fn generate() -> HeaderValue {
+    format(new_trace_id(), next_random() | 1, true)
 }
 
 /// Gives the request a `traceparent` unless it carries exactly one valid one. A replaced
@@ -133,23 +146,14 @@ pub fn enter_span(headers: &mut HeaderMap, sample_ratio: f64) -> Option<SpanIds>
         Some((trace_id, parent_id, flags)) => (trace_id, Some(parent_id), flags & 1 == 1),
         None => {
             headers.remove(&TRACESTATE);
-            let trace_id = (u128::from(next_random()) << 64) | u128::from(next_random() | 1);
+            let trace_id = new_trace_id();
             // Compared in 53-bit steps so that 1.0 always and 0.0 never samples.
             let draw = (next_random() >> 11) as f64 / (1u64 << 53) as f64;
             (trace_id, None, draw < sample_ratio)
         }
     };
     let span_id = next_random() | 1;
-    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    push_hex(&mut text[3..19], (trace_id >> 64) as u64);
-    push_hex(&mut text[19..35], trace_id as u64);
-    push_hex(&mut text[36..52], span_id);
-    if sampled {
-        text[54] = b'1';
-    }
-    if let Ok(value) = HeaderValue::from_bytes(&text) {
-        headers.insert(TRACEPARENT, value);
-    }
+    headers.insert(TRACEPARENT, format(trace_id, span_id, sampled));
     sampled.then_some(SpanIds {
         trace_id,
         span_id,
