@@ -632,35 +632,28 @@ async fn leased_tokens_are_spent_while_redis_is_down() {
     );
 }
 
-#[test]
-fn concurrent_leases_of_two_instances_admit_exactly_the_limit() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_leases_of_two_instances_admit_exactly_the_limit() {
     let server = RedisServer::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let policy = fixed(100, Duration::from_secs(3600));
-        let a = backend(&server.config())
-            .await
-            .route("api", policy)
-            .with_lease(7);
-        let b = backend(&server.config())
-            .await
-            .route("api", policy)
-            .with_lease(7);
-        let tasks: Vec<_> = (0..64)
-            .map(|i| {
-                let limiter = if i % 2 == 0 { a.clone() } else { b.clone() };
-                tokio::spawn(async move { allowed_of(&limiter, "192.0.2.1", 10).await })
-            })
-            .collect();
-        let mut allowed = 0;
-        for task in tasks {
-            allowed += task.await.unwrap();
-        }
-        // Never more than the limit; and with checks to spare, no granted token is lost.
-        assert_eq!(allowed, 100);
-    });
+    let policy = fixed(100, Duration::from_secs(3600));
+    let a = backend(&server.config())
+        .await
+        .route("api", policy)
+        .with_lease(7);
+    let b = backend(&server.config())
+        .await
+        .route("api", policy)
+        .with_lease(7);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let limiter = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { allowed_of(&limiter, "192.0.2.1", 10).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += task.await.unwrap();
+    }
+    // Never more than the limit; and with checks to spare, no granted token is lost.
+    assert_eq!(allowed, 100);
 }
