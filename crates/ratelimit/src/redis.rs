@@ -16,11 +16,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use fred::clients::Pool;
 use fred::prelude::{
-    Builder, ClientLike, Config, Error as FredError, LuaInterface, ReconnectPolicy, TcpConfig,
-    Value,
+    Builder, ClientLike, Config, Error as FredError, Options, ReconnectPolicy, TcpConfig, Value,
 };
 use fred::types::ConnectHandle;
 use fred::types::scripts::Script;
+use fred::types::{ClusterHash, CustomCommand};
 use tokio::sync::{Notify, oneshot};
 
 use crate::config::RedisConfig;
@@ -462,38 +462,43 @@ fn take_batch(checks: &mut Vec<Pending>, cluster: bool) -> Vec<Pending> {
 
 /// Sends one batch and hands each check its outcome.
 async fn run_batch(shared: Arc<Shared>, batch: Vec<Pending>) {
-    let client = shared.pool.next_connected();
-    // fred would hold the command until it reconnects and then run it: a check that long
-    // overdue has been answered by `on_error` already and must not be counted.
-    if !client.is_connected() {
-        for check in batch {
-            let _ = check.reply.send(Err(StoreError::Disconnected));
-        }
-        return;
-    }
+    // A check whose connection broke is not sent again, and not kept for after a reconnect
+    // either: by then `on_error` has answered its request, and running it would count a
+    // request twice.
+    let client = shared.pool.next_connected().with_options(&Options {
+        fail_fast: true,
+        timeout: Some(shared.timeout),
+        ..Options::default()
+    });
     let kind = ScriptKind::of(batch[0].policy, batch[0].lease);
     let (script, per_key) = (&shared.scripts[kind as usize], kind.reply_width());
-    let keys: Vec<Bytes> = batch.iter().map(|check| check.key.clone()).collect();
-    let mut args = Vec::with_capacity(batch.len() * 3);
-    for check in &batch {
-        push_args(&mut args, check.policy, check.cost, check.lease);
-    }
+    // `EVALSHA script numkeys KEYS.. ARGV..`, or with the source for `EVAL`. As custom
+    // commands because fred's script calls take no per-command options; routed in a cluster
+    // by the slot of the keys (a batch's keys share one).
+    let slot = ClusterHash::Custom(fred::util::redis_keyslot(&batch[0].key));
+    let command = |name: &'static str, script: Value| {
+        let mut args = Vec::with_capacity(2 + batch.len() * 4);
+        args.push(script);
+        args.push(Value::Integer(batch.len() as i64));
+        args.extend(batch.iter().map(|check| Value::Bytes(check.key.clone())));
+        for check in &batch {
+            push_args(&mut args, check.policy, check.cost, check.lease);
+        }
+        client.custom::<Value, Value>(CustomCommand::new_static(name, slot.clone(), false), args)
+    };
     let call = async {
-        match client
-            .evalsha::<Value, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
-            .await
-        {
+        match command("EVALSHA", Value::from(script.sha1().clone())).await {
             // The server lost its scripts (restart, SCRIPT FLUSH): send the source, which also
             // caches it again for the next EVALSHA.
             Err(e) if e.details().starts_with("NOSCRIPT") => {
                 let lua = script.lua().cloned().unwrap_or_default();
-                client.eval::<Value, _, _, _>(lua, keys, args).await
+                command("EVAL", Value::from(lua)).await
             }
             reply => reply,
         }
     };
-    // Dropping fred's future when the checks' requests have given up keeps fred from running
-    // the command later, after a reconnect, counting requests that were already answered.
+    // fred drops a command that timed out before it was written; one already written cannot
+    // be called back, and its late reply goes nowhere.
     let Ok(reply) = tokio::time::timeout(shared.timeout, call).await else {
         return;
     };
