@@ -77,11 +77,7 @@ impl RouteMemory {
         match &*leases {
             Some(table) if table.tokens() == tokens => Arc::clone(table),
             _ => {
-                let limit = match self.policy.kind() {
-                    Kind::FixedWindow { limit, .. } => limit,
-                    Kind::TokenBucket { capacity, .. } => capacity,
-                };
-                let table = Arc::new(LeaseTable::new(tokens, limit, clock));
+                let table = Arc::new(LeaseTable::new(tokens, self.policy.limit(), clock));
                 *leases = Some(Arc::clone(&table));
                 table
             }

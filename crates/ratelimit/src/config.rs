@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::headers::HeaderMode;
 use crate::key::KeySource;
-use crate::policy::{Kind, Policy, PolicyError};
+use crate::policy::{Policy, PolicyError};
 
 /// What to do with a request when Redis cannot answer within [`RedisConfig::timeout`]
 /// (down, unreachable, too slow or erroring).
@@ -402,11 +402,7 @@ impl TryFrom<RawRateLimit> for RateLimitConfig {
             }
         };
         if let Some(lease) = raw.lease {
-            let max = match policy.kind() {
-                Kind::FixedWindow { limit, .. } => limit,
-                Kind::TokenBucket { capacity, .. } => capacity,
-            }
-            .min(crate::lease::MAX_LEASE);
+            let max = policy.limit().min(crate::lease::MAX_LEASE);
             if !(2..=max).contains(&lease) {
                 return Err(RateLimitConfigError::Lease { lease, max });
             }
