@@ -306,6 +306,45 @@ async fn request_timeout_bounds_the_whole_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_holds_when_the_upstream_timeout_is_as_long() {
+    // With equal timeouts the dispatcher leaves a bodiless request to the proxy's timer, but
+    // an upload (which pushes the proxy's timer back) must still end at the request timeout.
+    let upstream = Upstream::start("a").await;
+    let gw = TestGateway::start(
+        &one_route(&upstream, "strip_prefix = true")
+            .replace("timeout = \"2s\"", "timeout = \"300ms\"")
+            .replace(
+                "access_log = false",
+                "access_log = false\nrequest_timeout = \"300ms\"",
+            ),
+    );
+    let started = std::time::Instant::now();
+    let (parts, body) = get(&gw.url("/api/slow/3000")).await;
+    assert_eq!(parts.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(json(&body)["status"], 504);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // One chunk every 100 ms for 3 s, without a content length.
+    let frames = futures_util::stream::unfold(0, |sent| async move {
+        if sent == 30 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let frame = hyper::body::Frame::data(Bytes::from_static(b"chunk"));
+        Some((Ok::<_, std::convert::Infallible>(frame), sent + 1))
+    });
+    let request = Request::post(gw.url("/api/upload"))
+        .body(http_body_util::StreamBody::new(Box::pin(frames)))
+        .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let started = std::time::Instant::now();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_spreads_requests_over_targets() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;

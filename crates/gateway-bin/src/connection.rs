@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::observe::{Observed, ObservedBody, Record};
+use crate::observe::{ObservedBody, Record, Tagged};
 
 /// The front of one config generation: the service every request of that generation enters.
 pub trait Front:
@@ -34,6 +34,11 @@ pub struct Current<F> {
     pub front: F,
     /// Whether access log lines are written.
     pub access_log: bool,
+    /// Whether request paths are kept for the accounting (access log lines, exported spans).
+    pub keep_path: bool,
+    /// The response header that echoes the request id; without it the id is read from the
+    /// [`gateway_core::RequestId`] response extension.
+    pub request_id_header: Option<http::HeaderName>,
     /// The TLS acceptor, when the listener terminates TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -64,7 +69,7 @@ impl<F> ConnectionService<F> {
 
 impl<F, B> hyper::service::Service<Request<Incoming>> for ConnectionService<F>
 where
-    F: Front<Response = Response<B>>,
+    F: Front<Response = Response<Tagged<B>>>,
     B: http_body::Body,
 {
     type Response = Response<ObservedBody<B>>;
@@ -79,7 +84,6 @@ where
             request.extensions_mut().insert(http::uri::Scheme::HTTPS);
         }
         let method = request.method().clone();
-        let uri = request.uri().clone();
         let mut cached = self.cached.borrow_mut();
         let current = self.current.load();
         if cached
@@ -97,11 +101,14 @@ where
         // Front services are always ready (the layer rules).
         let ready = front.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
         debug_assert!(ready.is_ready(), "front services are always ready");
+        // The path is kept only for what prints it: cloning the URI costs an allocation.
+        let uri = generation.keep_path.then(|| request.uri().clone());
         ConnectionFuture {
             start,
             method,
             uri,
             access_log: generation.access_log,
+            request_id_header: generation.request_id_header.clone(),
             future: front.call(request),
         }
     }
@@ -114,38 +121,47 @@ pin_project! {
         future: F::Future,
         start: Instant,
         method: http::Method,
-        uri: http::Uri,
+        uri: Option<http::Uri>,
         access_log: bool,
+        request_id_header: Option<http::HeaderName>,
     }
 }
 
 impl<F, B> Future for ConnectionFuture<F>
 where
-    F: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>,
+    F: Service<Request<Incoming>, Response = Response<Tagged<B>>, Error = Infallible>,
     B: http_body::Body,
 {
     type Output = Result<Response<ObservedBody<B>>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Ok(mut response) = std::task::ready!(this.future.poll(cx));
+        let Ok(response) = std::task::ready!(this.future.poll(cx));
+        let (mut parts, body) = response.into_parts();
         // Every response passes the dispatcher, which says what it observed; a front layer that
         // answered on its own leaves the request unaccounted rather than failing it.
-        let observed = response.extensions_mut().remove::<Observed>();
+        let (body, observed) = body.into_parts();
+        let request_id = match this.request_id_header {
+            Some(header) => parts.headers.get(&*header).cloned(),
+            None => parts
+                .extensions
+                .remove::<gateway_core::RequestId>()
+                .map(|id| id.0),
+        };
         let record = Record {
             start: *this.start,
             method: std::mem::take(this.method),
-            uri: std::mem::take(this.uri),
-            status: response.status().as_u16(),
-            request_id: response
-                .extensions_mut()
-                .remove::<gateway_core::RequestId>()
-                .map(|id| id.0),
+            uri: this.uri.take(),
+            status: parts.status.as_u16(),
+            request_id,
             observed,
             bytes: 0,
             access_log: *this.access_log,
-            empty_body: http_body::Body::is_end_stream(response.body()),
+            empty_body: http_body::Body::is_end_stream(&body),
         };
-        Poll::Ready(Ok(response.map(|body| ObservedBody::new(body, record))))
+        Poll::Ready(Ok(Response::from_parts(
+            parts,
+            ObservedBody::new(body, record),
+        )))
     }
 }

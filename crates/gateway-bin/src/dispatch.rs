@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::metrics::RouteMetrics;
-use crate::observe::Observed;
+use crate::observe::{Observed, Tagged};
 use crate::request_body::RequestBody;
 use crate::routing::{Match, RouteTable, normalize_path, strip_prefix};
 
@@ -30,6 +30,12 @@ pub struct Route<S> {
     pub metrics: &'static RouteMetrics,
     /// Whether the matched prefix is removed before forwarding.
     pub strip_prefix: bool,
+    /// Whether a request without a body can outlast `[server].request_timeout` without the
+    /// dispatcher's own timer. Only a stack that cannot wait before forwarding (no Redis
+    /// check, no key fetch) in front of an upstream whose response timeout is no longer can
+    /// do without it: the proxy's timer then bounds the request, started microseconds later
+    /// (nothing before it waits) and never moved for an empty body.
+    pub needs_deadline: bool,
 }
 
 /// What the dispatcher needs of one config generation.
@@ -118,7 +124,7 @@ where
     S: Service<Request<RequestBody>, Response = Response<B>, Error = std::convert::Infallible>
         + Clone,
 {
-    type Response = LocalResponse<B>;
+    type Response = Response<Tagged<ResponseBody<B>>>;
     type Error = std::convert::Infallible;
     type Future = DispatchFuture<S, B>;
 
@@ -217,15 +223,26 @@ where
                 .insert(http::header::TE, HeaderValue::from_static("trailers"));
         }
 
-        for name in &routes.strip_identity {
-            request.headers_mut().remove(name);
+        // One pass over the names, rather than a lookup per identity header.
+        if request
+            .headers()
+            .keys()
+            .any(|name| routes.strip_identity.contains(name))
+        {
+            for name in &routes.strip_identity {
+                request.headers_mut().remove(name);
+            }
         }
         routes.trace(request.headers_mut(), &mut observed);
 
         // A declared length that fits cannot be exceeded (hyper enforces it); only a streamed
         // body without one needs the flag that turns the aborted upstream call into a 413.
-        let exceeded = (declared.is_none() && !http_body::Body::is_end_stream(request.body()))
-            .then(|| Arc::new(AtomicBool::new(false)));
+        let empty = http_body::Body::is_end_stream(request.body());
+        let exceeded = (declared.is_none() && !empty).then(|| Arc::new(AtomicBool::new(false)));
+        // Timers cost a registration and a removal each: one per request is enough when the
+        // route's own timer bounds it.
+        let deadline =
+            (route.needs_deadline || !empty).then(|| tokio::time::sleep(routes.request_timeout));
         let request = request.map(|body| RequestBody::new(body, routes.max_body, exceeded.clone()));
         if self.local.len() < routes.routes.len() {
             self.local.resize_with(routes.routes.len(), || None);
@@ -237,7 +254,7 @@ where
         debug_assert!(ready.is_ready(), "route stacks are always ready");
         DispatchFuture::Route {
             future: service.call(request),
-            deadline: tokio::time::sleep(routes.request_timeout),
+            deadline,
             observed: Some(observed),
             exceeded,
         }
@@ -284,7 +301,7 @@ pin_project! {
             #[pin]
             future: S::Future,
             #[pin]
-            deadline: tokio::time::Sleep,
+            deadline: Option<tokio::time::Sleep>,
             observed: Option<Observed>,
             exceeded: Option<Arc<AtomicBool>>,
         },
@@ -307,7 +324,7 @@ impl<S, B> Future for DispatchFuture<S, B>
 where
     S: Service<Request<RequestBody>, Response = Response<B>, Error = std::convert::Infallible>,
 {
-    type Output = Result<LocalResponse<B>, std::convert::Infallible>;
+    type Output = Result<Response<Tagged<ResponseBody<B>>>, std::convert::Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
@@ -317,7 +334,7 @@ where
                 observed,
                 exceeded,
             } => {
-                let mut response = match future.poll(cx) {
+                let response = match future.poll(cx) {
                     Poll::Ready(Ok(response)) => {
                         if exceeded
                             .as_ref()
@@ -332,26 +349,27 @@ where
                         }
                     }
                     Poll::Ready(Err(never)) => match never {},
-                    Poll::Pending => match deadline.poll(cx) {
-                        Poll::Ready(()) => problem(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            "the request took longer than the gateway allows",
-                        ),
-                        Poll::Pending => return Poll::Pending,
-                    },
+                    Poll::Pending => {
+                        match deadline.as_pin_mut().map(|deadline| deadline.poll(cx)) {
+                            Some(Poll::Ready(())) => problem(
+                                StatusCode::GATEWAY_TIMEOUT,
+                                "the request took longer than the gateway allows",
+                            ),
+                            Some(Poll::Pending) | None => return Poll::Pending,
+                        }
+                    }
                 };
-                if let Some(observed) = observed.take() {
-                    count_layer_decisions(&response, &observed);
-                    response.extensions_mut().insert(observed);
-                }
-                Poll::Ready(Ok(response))
-            }
-            DispatchProj::Local { response } => {
-                let (mut response, observed) = response
+                let observed = observed
                     .take()
                     .expect("DispatchFuture polled after completion");
-                response.extensions_mut().insert(observed);
-                Poll::Ready(Ok(response))
+                count_layer_decisions(&response, &observed);
+                Poll::Ready(Ok(response.map(|body| Tagged::new(body, observed))))
+            }
+            DispatchProj::Local { response } => {
+                let (response, observed) = response
+                    .take()
+                    .expect("DispatchFuture polled after completion");
+                Poll::Ready(Ok(response.map(|body| Tagged::new(body, observed))))
             }
         }
     }

@@ -13,8 +13,8 @@ use pin_project_lite::pin_project;
 
 use crate::metrics::RouteMetrics;
 
-/// What the dispatcher learned about a request, handed to the accounting in the response's
-/// extensions.
+/// What the dispatcher learned about a request, handed to the accounting with the response
+/// body ([`Tagged`]).
 #[derive(Clone, Debug)]
 pub struct Observed {
     /// The route's metrics (the unmatched pseudo-route for 400/404/405).
@@ -38,12 +38,68 @@ impl Observed {
     }
 }
 
+pin_project! {
+    /// A response body carrying what the dispatcher observed out to the connection service.
+    ///
+    /// Carried by the body rather than in the response extensions: the layers between pass
+    /// bodies through untouched, and the first extension of a response costs two allocations.
+    pub struct Tagged<B> {
+        #[pin]
+        inner: B,
+        observed: Option<Observed>,
+    }
+}
+
+impl<B> Tagged<B> {
+    /// `inner`, with what the dispatcher observed.
+    pub fn new(inner: B, observed: Observed) -> Self {
+        Self {
+            inner,
+            observed: Some(observed),
+        }
+    }
+
+    /// `inner` with nothing observed (a response no dispatcher made).
+    pub fn untagged(inner: B) -> Self {
+        Self {
+            inner,
+            observed: None,
+        }
+    }
+
+    /// The body and what was observed.
+    pub fn into_parts(self) -> (B, Option<Observed>) {
+        (self.inner, self.observed)
+    }
+}
+
+impl<B: Body> Body for Tagged<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// One request's accounting, finished once.
 #[derive(Debug)]
 pub struct Record {
     pub(crate) start: Instant,
     pub(crate) method: Method,
-    pub(crate) uri: Uri,
+    /// Kept only when something prints the path.
+    pub(crate) uri: Option<Uri>,
     pub(crate) status: u16,
     pub(crate) observed: Option<Observed>,
     pub(crate) request_id: Option<HeaderValue>,
@@ -71,7 +127,7 @@ impl Record {
         let entry = crate::access_log::Entry {
             client_ip: observed.client_ip,
             method: self.method.as_str(),
-            path: self.uri.path(),
+            path: self.uri.as_ref().map_or("", Uri::path),
             route,
             upstream,
             status: self.status,

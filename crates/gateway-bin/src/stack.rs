@@ -199,6 +199,8 @@ impl Shared {
 pub struct Generation {
     front: FrontService,
     access_log: bool,
+    keep_path: bool,
+    request_id_header: Option<http::HeaderName>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     upstreams: Vec<(String, Proxy, Option<CircuitBreaker>)>,
     ratelimit: RateLimitBackend,
@@ -211,6 +213,8 @@ impl Generation {
         Current {
             front: self.front.clone(),
             access_log: self.access_log,
+            keep_path: self.keep_path,
+            request_id_header: self.request_id_header.clone(),
             tls: self.tls.clone(),
         }
     }
@@ -504,10 +508,24 @@ pub async fn build(
             .map_err(|reason| BuildError::Route { index, reason })?;
         prefixes.push((prefix, section.methods.clone()));
         names.push(name.to_owned());
+        // Layers that can wait before forwarding: a Redis check, a JWKS key fetch.
+        let can_wait = (section.rate_limit.is_some() && ratelimit.is_redis())
+            || (authenticator.is_some()
+                && config
+                    .jwt
+                    .as_ref()
+                    .is_some_and(|jwt| jwt.jwks_url.is_some()));
+        let upstream_timeout = config
+            .upstreams
+            .get(upstream.as_str())
+            .map(|section| section.timeout.get());
+        let needs_deadline = can_wait
+            || upstream_timeout.is_none_or(|timeout| timeout > config.server.request_timeout.get());
         routes.push(Route {
             service: stack,
             metrics: registry.route(name, upstream),
             strip_prefix: section.strip_prefix,
+            needs_deadline,
         });
     }
     ratelimit.retain_routes(|route| names.iter().any(|name| name == route));
@@ -538,9 +556,16 @@ pub async fn build(
         },
     }));
     let with_headers = response_rules(global_response, dispatch);
+    // The accounting reads each response's id from the echoed header, or, when the id is not
+    // echoed, from a response extension (which costs allocations per response).
+    let request_id_header = request_id
+        .as_ref()
+        .and_then(|layer| layer.echoed_header().cloned());
     let front = match request_id {
-        // The access log reads the id from the response extensions, whatever the header.
-        Some(layer) => Either::Left(layer.response_extension(true).layer(with_headers)),
+        Some(layer) => {
+            let extension = request_id_header.is_none();
+            Either::Left(layer.response_extension(extension).layer(with_headers))
+        }
         None => Either::Right(with_headers),
     };
     let tls = config
@@ -552,11 +577,24 @@ pub async fn build(
     Ok(Generation {
         front,
         access_log: config.server.access_log,
+        keep_path: config.server.access_log || exports_spans(config),
+        request_id_header,
         tls,
         upstreams,
         ratelimit,
         redis_required,
     })
+}
+
+/// Whether requests can become exported spans (which carry the path).
+fn exports_spans(config: &Config) -> bool {
+    #[cfg(feature = "otlp")]
+    return config.tracing.is_some();
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = config;
+        false
+    }
 }
 
 /// Mints a development token for `gateway token` and the quickstart: HS256 with the

@@ -154,12 +154,12 @@ fn version_is_printed() {
 }
 
 /// A raw upstream that answers one request after a delay.
-/// The receiver fires when the request head has arrived.
+/// The receiver gets the request head when it has arrived.
 fn slow_upstream(
     delay: Duration,
 ) -> (
     std::net::SocketAddr,
-    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Receiver<Vec<u8>>,
     std::thread::JoinHandle<()>,
 ) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -176,7 +176,7 @@ fn slow_upstream(
             }
             head.extend_from_slice(&buf[..n]);
         }
-        let _ = arrived.send(());
+        let _ = arrived.send(head);
         std::thread::sleep(delay);
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ndone");
     });
@@ -239,4 +239,102 @@ fn sigterm_finishes_the_in_flight_request_then_exits_0() {
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0));
     upstream_thread.join().unwrap();
+}
+
+/// Starts the binary on `config` with stdout captured, and connects to `port`.
+fn start(config: &TempConfig, port: u16) -> (std::process::Child, TcpStream) {
+    let child = gateway()
+        .arg("--config")
+        .arg(&config.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(error) => panic!("gateway did not start: {error}"),
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (child, stream)
+}
+
+/// The value of header `name` (lower case) in a raw message head.
+fn head_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
+
+#[cfg(unix)]
+#[test]
+fn access_log_lines_carry_the_id_the_upstream_saw() {
+    // The id reaches the log from the echoed response header, or, without the echo, from a
+    // response extension: both ways must log the id the upstream got.
+    for (name, headers, echoed) in [
+        ("log-echoed", "", true),
+        (
+            "log-unechoed",
+            "[headers]\nrequest_id = { echo = false }\n",
+            false,
+        ),
+    ] {
+        let (upstream, arrival, upstream_thread) = slow_upstream(Duration::ZERO);
+        let port = free_port();
+        let config = TempConfig::new(
+            name,
+            &format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n{headers}[upstreams.one]\ntargets = [\"http://{upstream}\"]\n[[routes]]\npath = \"/\"\nupstream = \"one\"\n"
+            ),
+        );
+        let (mut child, mut stream) = start(&config, port);
+        stream
+            .write_all(b"GET /logged HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let upstream_head = String::from_utf8(
+            arrival
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the request never reached the upstream"),
+        )
+        .unwrap();
+        let id = head_value(&upstream_head, "x-request-id").expect("the upstream got an id");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert_eq!(
+            head_value(&response, "x-request-id"),
+            echoed.then(|| id.clone()),
+            "{name}: {response}"
+        );
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut log = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        upstream_thread.join().unwrap();
+        let line = log
+            .lines()
+            .find(|line| line.contains("path=\"/logged\""))
+            .unwrap_or_else(|| panic!("{name}: no access log line in {log:?}"));
+        assert!(
+            line.contains(&format!("request_id=\"{id}\"")),
+            "{name}: {line}"
+        );
+        assert!(line.contains("status=200"), "{name}: {line}");
+    }
 }

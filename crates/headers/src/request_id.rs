@@ -184,6 +184,16 @@ impl RequestIdLayer {
         self.configure(|s| s.response_extension = enabled)
     }
 
+    /// The response header the id is echoed in, unless [`echo(false)`](Self::echo).
+    ///
+    /// An outer layer that wants the id of each response can read it there instead of asking
+    /// for the [`RequestId`] response extension: the echo replaces whatever the inner
+    /// services set on that header.
+    pub fn echoed_header(&self) -> Option<&HeaderName> {
+        let settings = &self.shared.settings;
+        settings.echo.then_some(&settings.header)
+    }
+
     /// The counters so far, shared by every service of this layer.
     pub fn stats(&self) -> RequestIdStats {
         RequestIdStats {
