@@ -34,8 +34,9 @@ pub struct Current<F> {
     pub front: F,
     /// Whether access log lines are written.
     pub access_log: bool,
-    /// Whether request paths are kept for the accounting (access log lines, exported spans).
-    pub keep_path: bool,
+    /// Whether request paths and ids are kept for the accounting (access log lines, exported
+    /// spans).
+    pub keep_details: bool,
     /// The response header that echoes the request id; without it the id is read from the
     /// [`gateway_core::RequestId`] response extension.
     pub request_id_header: Option<http::HeaderName>,
@@ -101,17 +102,30 @@ where
         // Front services are always ready (the layer rules).
         let ready = front.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
         debug_assert!(ready.is_ready(), "front services are always ready");
-        // The path is kept only for what prints it: cloning the URI costs an allocation.
-        let uri = generation.keep_path.then(|| request.uri().clone());
+        // Kept only for what prints them: cloning the URI costs an allocation.
+        let uri = generation.keep_details.then(|| request.uri().clone());
+        let request_id_header = if generation.keep_details {
+            RequestIdSource::Header(generation.request_id_header.clone())
+        } else {
+            RequestIdSource::Unwanted
+        };
         ConnectionFuture {
             start,
             method,
             uri,
             access_log: generation.access_log,
-            request_id_header: generation.request_id_header.clone(),
+            request_id: request_id_header,
             future: front.call(request),
         }
     }
+}
+
+/// Where a response's request id is read from.
+enum RequestIdSource {
+    /// The echo header named, or the response extension without one.
+    Header(Option<http::HeaderName>),
+    /// Nothing prints the id.
+    Unwanted,
 }
 
 pin_project! {
@@ -123,7 +137,7 @@ pin_project! {
         method: http::Method,
         uri: Option<http::Uri>,
         access_log: bool,
-        request_id_header: Option<http::HeaderName>,
+        request_id: RequestIdSource,
     }
 }
 
@@ -141,12 +155,13 @@ where
         // Every response passes the dispatcher, which says what it observed; a front layer that
         // answered on its own leaves the request unaccounted rather than failing it.
         let (body, observed) = body.into_parts();
-        let request_id = match this.request_id_header {
-            Some(header) => parts.headers.get(&*header).cloned(),
-            None => parts
+        let request_id = match this.request_id {
+            RequestIdSource::Header(Some(header)) => parts.headers.get(&*header).cloned(),
+            RequestIdSource::Header(None) => parts
                 .extensions
                 .remove::<gateway_core::RequestId>()
                 .map(|id| id.0),
+            RequestIdSource::Unwanted => None,
         };
         let record = Record {
             start: *this.start,

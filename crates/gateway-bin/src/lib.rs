@@ -19,6 +19,7 @@ pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod drain;
 pub mod logging;
 pub mod metrics;
 pub mod observe;

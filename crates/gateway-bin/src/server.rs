@@ -10,7 +10,6 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -117,7 +116,7 @@ where
 {
     let listener = TcpListener::from_std(listener)?;
     let builder = connection_builder(limits);
-    let graceful = GracefulShutdown::new();
+    let drain = crate::drain::Drain::default();
     let flusher = tokio::spawn(async {
         // Access log lines wait in this thread's buffer at most this long.
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -149,7 +148,7 @@ where
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
-                let connection = graceful.watch(connection);
+                let connection = drain.watch(connection);
                 tokio::spawn(async move {
                     if let Err(error) = connection.await {
                         tracing::debug!(%peer, error = %error, "connection ended with an error");
@@ -160,7 +159,7 @@ where
             Some(acceptor) => {
                 let service = make_service(peer, true);
                 let builder = builder.clone();
-                let watcher = graceful.watcher();
+                let drain = drain.clone();
                 let handshake_timeout = limits.header_read_timeout;
                 tokio::spawn(async move {
                     let stream = match tokio::time::timeout(
@@ -181,7 +180,7 @@ where
                     };
                     let connection =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(error) = watcher.watch(connection).await {
+                    if let Err(error) = drain.watch(connection).await {
                         tracing::debug!(%peer, error = %error, "connection ended with an error");
                     }
                     drop(guard);
@@ -190,10 +189,7 @@ where
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, drain.shutdown()).await.is_err() {
         tracing::warn!(grace = ?grace, "grace period over; closing the remaining connections");
     }
     flusher.abort();

@@ -199,7 +199,7 @@ impl Shared {
 pub struct Generation {
     front: FrontService,
     access_log: bool,
-    keep_path: bool,
+    keep_details: bool,
     request_id_header: Option<http::HeaderName>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     upstreams: Vec<(String, Proxy, Option<CircuitBreaker>)>,
@@ -213,7 +213,7 @@ impl Generation {
         Current {
             front: self.front.clone(),
             access_log: self.access_log,
-            keep_path: self.keep_path,
+            keep_details: self.keep_details,
             request_id_header: self.request_id_header.clone(),
             tls: self.tls.clone(),
         }
@@ -561,9 +561,10 @@ pub async fn build(
     let request_id_header = request_id
         .as_ref()
         .and_then(|layer| layer.echoed_header().cloned());
+    let keep_details = config.server.access_log || exports_spans(config);
     let front = match request_id {
         Some(layer) => {
-            let extension = request_id_header.is_none();
+            let extension = keep_details && request_id_header.is_none();
             Either::Left(layer.response_extension(extension).layer(with_headers))
         }
         None => Either::Right(with_headers),
@@ -577,7 +578,7 @@ pub async fn build(
     Ok(Generation {
         front,
         access_log: config.server.access_log,
-        keep_path: config.server.access_log || exports_spans(config),
+        keep_details,
         request_id_header,
         tls,
         upstreams,

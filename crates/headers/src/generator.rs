@@ -5,6 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::HeaderValue;
 
 /// Generates 32 lowercase hex digits (128 bits, the shape of a W3C trace id).
@@ -49,10 +50,22 @@ impl IdGenerator {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let low = mix(n ^ self.key);
         let high = mix(low.wrapping_add(self.salt));
-        let mut text = [0u8; 32];
-        hex(high, &mut text[..16]);
-        hex(low, &mut text[16..]);
-        HeaderValue::from_bytes(&text).expect("hex digits are valid header value bytes")
+        let mut text = IdText([0u8; 32]);
+        hex(high, &mut text.0[..16]);
+        hex(low, &mut text.0[16..]);
+        // Owned by the value: one allocation, and its clones (the request header, the
+        // extension, the echo) share it without another.
+        HeaderValue::from_maybe_shared(Bytes::from_owner(text))
+            .expect("hex digits are valid header value bytes")
+    }
+}
+
+/// The text of an id, the owner of its header value's bytes.
+struct IdText([u8; 32]);
+
+impl AsRef<[u8]> for IdText {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
