@@ -100,6 +100,16 @@ fn wrap_body<B>(response: Response<B>) -> Response<ResponseBody<B>> {
 /// so an absent optional layer has the same type as a present one.
 type Wrapped<S, B> = MapResponse<S, fn(Response<B>) -> Response<ResponseBody<B>>>;
 
+fn bare(inner: Upstreamed) -> Bare {
+    fn wrap(response: Response<ProxyBody>) -> Response<RouteBody> {
+        response.map(|body| ResponseBody::inner(ResponseBody::inner(ResponseBody::inner(body))))
+    }
+    MapResponse::new(
+        inner,
+        wrap as fn(Response<ProxyBody>) -> Response<RouteBody>,
+    )
+}
+
 fn wrapped<S, B>(inner: S) -> Wrapped<S, B> {
     MapResponse::new(
         inner,
@@ -118,8 +128,13 @@ type RouteRequested = Optional<RequestHeaders<Limited>>;
 type Requested = Optional<RequestHeaders<RouteRequested>>;
 type Authenticated = Either<JwtAuth<Requested>, Wrapped<Requested, LimitBody>>;
 
-/// The layer stack of one route.
-pub type RouteStack = Optional<ResponseHeaders<Authenticated>>;
+/// The layers a route can have.
+type Layered = Optional<ResponseHeaders<Authenticated>>;
+/// A route with no layer: the upstream's timed proxy, its body wrapped as a layered one's.
+type Bare = MapResponse<Upstreamed, fn(Response<ProxyBody>) -> Response<RouteBody>>;
+
+/// The layer stack of one route; a route that has no layer skips the absent ones.
+pub type RouteStack = Either<Layered, Bare>;
 /// The response body of a route.
 pub type RouteBody = ResponseBody<LimitBody>;
 /// The service every request of a generation enters.
@@ -410,6 +425,8 @@ pub async fn build(
     // Upstreams and their breakers.
     let mut upstreams = Vec::with_capacity(config.upstreams.len());
     let mut services: HashMap<&str, Broken> = HashMap::new();
+    // The timed proxies of upstreams without a breaker, for routes with no layer.
+    let mut unbroken: HashMap<&str, Upstreamed> = HashMap::new();
     let mut breakers = HashMap::new();
     for (name, section) in &config.upstreams {
         let proxy = build_upstream(name, section, config)?;
@@ -432,7 +449,10 @@ pub async fn build(
         };
         let service: Broken = match &breaker {
             Some(breaker) => Either::Left(CircuitBreakerLayer::new(breaker.clone()).layer(timed)),
-            None => Either::Right(wrapped(timed)),
+            None => {
+                unbroken.insert(name.as_str(), timed.clone());
+                Either::Right(wrapped(timed))
+            }
         };
         services.insert(name.as_str(), service);
         upstreams.push((name.clone(), proxy, breaker));
@@ -478,15 +498,23 @@ pub async fn build(
                 reason: format!("no upstream named `{upstream}`"),
             });
         };
+        let route_request = header_rules(section.request_headers.as_ref(), || {
+            format!("routes[{index}].request_headers")
+        })?;
+        let route_response = header_rules(section.response_headers.as_ref(), || {
+            format!("routes[{index}].response_headers")
+        })?;
+        let layerless = section.rate_limit.is_none()
+            && authenticator.is_none()
+            && global_request.is_empty()
+            && route_request.is_empty()
+            && route_response.is_empty();
         let limited: Limited = match &section.rate_limit {
             Some(limit) => Either::Left(
                 RateLimitLayer::from_config(&ratelimit, name, limit).layer(service.clone()),
             ),
             None => Either::Right(wrapped(service.clone())),
         };
-        let route_request = header_rules(section.request_headers.as_ref(), || {
-            format!("routes[{index}].request_headers")
-        })?;
         let requested: Requested = request_rules(
             global_request.clone(),
             request_rules(route_request, limited),
@@ -500,10 +528,11 @@ pub async fn build(
             ),
             None => Either::Right(wrapped(requested)),
         };
-        let route_response = header_rules(section.response_headers.as_ref(), || {
-            format!("routes[{index}].response_headers")
-        })?;
-        let stack: RouteStack = response_rules(route_response, authenticated);
+        let stack: RouteStack = match unbroken.get(upstream.as_str()) {
+            // Nothing to pass through: calls and responses skip the layers' absent places.
+            Some(timed) if layerless => Either::Right(bare(timed.clone())),
+            _ => Either::Left(response_rules(route_response, authenticated)),
+        };
         let prefix = normalize_route_prefix(section.path.get_ref())
             .map_err(|reason| BuildError::Route { index, reason })?;
         prefixes.push((prefix, section.methods.clone()));
