@@ -57,11 +57,12 @@ fn next_random() -> u64 {
     })
 }
 
-fn push_hex(out: &mut [u8], mut value: u64) {
+/// Writes `value` as 16 lowercase hex digits into `out` (16 bytes), a byte at a time.
+fn push_hex(out: &mut [u8], value: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for byte in out.iter_mut().rev() {
-        *byte = HEX[(value & 15) as usize];
-        value >>= 4;
+    for (pair, byte) in out.chunks_exact_mut(2).zip(value.to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 15)];
     }
 }
 
@@ -92,13 +93,24 @@ pub fn generate() -> HeaderValue {
 /// Gives the request a `traceparent` unless it carries exactly one valid one. A replaced
 /// invalid one takes its `tracestate` with it (the state belongs to the old trace).
 pub fn ensure(headers: &mut HeaderMap) {
-    let mut values = headers.get_all(&TRACEPARENT).iter();
-    let valid = match (values.next(), values.next()) {
-        (Some(value), None) => is_valid(value.as_bytes()),
-        _ => false,
+    // Most requests carry neither header: one pass over the names tells, where two lookups
+    // by name would hash both.
+    let (mut parent, mut state) = (false, false);
+    for name in headers.keys() {
+        parent |= *name == TRACEPARENT;
+        state |= *name == TRACESTATE;
+    }
+    let valid = parent && {
+        let mut values = headers.get_all(&TRACEPARENT).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => is_valid(value.as_bytes()),
+            _ => false,
+        }
     };
     if !valid {
-        headers.remove(&TRACESTATE);
+        if state {
+            headers.remove(&TRACESTATE);
+        }
         headers.insert(TRACEPARENT, generate());
     }
 }
@@ -265,5 +277,32 @@ mod tests {
         ensure(&mut headers);
         assert!(is_valid(headers[&TRACEPARENT].as_bytes()));
         assert!(headers.get(&TRACESTATE).is_none());
+
+        // A state without a parent belongs to no trace.
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACESTATE, HeaderValue::from_static("vendor=1"));
+        headers.insert("x-other", HeaderValue::from_static("kept"));
+        ensure(&mut headers);
+        assert!(is_valid(headers[&TRACEPARENT].as_bytes()));
+        assert!(headers.get(&TRACESTATE).is_none());
+        assert_eq!(headers["x-other"], "kept");
+
+        let mut headers = HeaderMap::new();
+        ensure(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(is_valid(headers[&TRACEPARENT].as_bytes()));
+    }
+
+    #[test]
+    fn ids_are_written_as_big_endian_hex() {
+        let value = format(
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+            0x00f0_67aa_0ba9_02b7,
+            false,
+        );
+        assert_eq!(
+            value,
+            "00-0123456789abcdeffedcba9876543210-00f067aa0ba902b7-00"
+        );
     }
 }
