@@ -345,10 +345,10 @@ impl Shared {
     fn settle_slow(&self, ticket: Word, outcome: Outcome) {
         match (ticket.state(), outcome) {
             (BreakerState::Closed, Outcome::Success) => {
-                if let Some(window) = &self.window {
-                    if self.load().same_period(ticket) {
-                        window.record(self.now_ms(), false);
-                    }
+                if let Some(window) = &self.window
+                    && self.load().same_period(ticket)
+                {
+                    window.record(self.now_ms(), false);
                 }
                 if self.policy.failure_threshold.is_some() {
                     self.end_failure_run(ticket);

@@ -227,10 +227,10 @@ pub struct Snapshot<'a> {
 impl Registry {
     /// The metrics of a route (created on first use, kept across reloads).
     pub fn route(&self, name: &str, upstream: &str) -> &'static RouteMetrics {
-        if let Some(existing) = self.routes.get(name) {
-            if existing.upstream() == upstream {
-                return *existing;
-            }
+        if let Some(existing) = self.routes.get(name)
+            && existing.upstream() == upstream
+        {
+            return *existing;
         }
         let metrics: &'static RouteMetrics = Box::leak(Box::new(RouteMetrics::new(
             name.into(),

@@ -191,10 +191,10 @@ impl<B: Body<Data = Bytes>> Body for ObservedBody<B> {
                     record.bytes += data.len() as u64;
                 }
                 // hyper stops polling once a sized body is complete: finish on its last frame.
-                if this.inner.is_end_stream() {
-                    if let Some(record) = this.record.take() {
-                        record.finish(true);
-                    }
+                if this.inner.is_end_stream()
+                    && let Some(record) = this.record.take()
+                {
+                    record.finish(true);
                 }
             }
             Poll::Ready(None) => {

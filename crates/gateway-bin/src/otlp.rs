@@ -131,10 +131,10 @@ impl Exporter {
 
     /// Sends what is queued and waits for it (shutdown).
     pub fn flush(&self) {
-        if let Some(processor) = &self.processor {
-            if let Err(error) = processor.force_flush() {
-                tracing::warn!(%error, "OpenTelemetry spans could not be flushed");
-            }
+        if let Some(processor) = &self.processor
+            && let Err(error) = processor.force_flush()
+        {
+            tracing::warn!(%error, "OpenTelemetry spans could not be flushed");
         }
     }
 

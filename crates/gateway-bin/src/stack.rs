@@ -32,7 +32,7 @@ use gateway_headers::{
 use gateway_proxy::{Balance, Proxy, ProxyBody, Upstream};
 use gateway_ratelimit::{OnError, RateLimit, RateLimitBackend, RateLimitLayer};
 use http::Response;
-use tower::util::{Either, MapResponse};
+use tower::util::{Either, MapFuture, MapResponse};
 use tower_layer::Layer;
 
 use crate::config::{BalanceSection, BreakerSection, Config, JwtSection, RedisSection};
@@ -129,7 +129,24 @@ type Requested = Optional<RequestHeaders<RouteRequested>>;
 type Authenticated = Either<JwtAuth<Requested>, Wrapped<Requested, LimitBody>>;
 
 /// The layers a route can have.
-type Layered = Optional<ResponseHeaders<Authenticated>>;
+type Layers = Optional<ResponseHeaders<Authenticated>>;
+type LayersRequest = http::Request<crate::request_body::RequestBody>;
+type LayersFuture = <Layers as tower_service::Service<LayersRequest>>::Future;
+/// A route with layers. Its future is boxed: unboxed, every layer's state would size the
+/// future of every route, layerless ones included, and every request's future is moved
+/// several times between here and the connection.
+type Layered = MapFuture<Layers, fn(LayersFuture) -> std::pin::Pin<Box<LayersFuture>>>;
+
+fn boxed_layers(layers: Layers) -> Layered {
+    fn boxed(future: LayersFuture) -> std::pin::Pin<Box<LayersFuture>> {
+        Box::pin(future)
+    }
+    MapFuture::new(
+        layers,
+        boxed as fn(LayersFuture) -> std::pin::Pin<Box<LayersFuture>>,
+    )
+}
+
 /// A route with no layer: the upstream's timed proxy, its body wrapped as a layered one's.
 type Bare = MapResponse<Upstreamed, fn(Response<ProxyBody>) -> Response<RouteBody>>;
 
@@ -531,7 +548,7 @@ pub async fn build(
         let stack: RouteStack = match unbroken.get(upstream.as_str()) {
             // Nothing to pass through: calls and responses skip the layers' absent places.
             Some(timed) if layerless => Either::Right(bare(timed.clone())),
-            _ => Either::Left(response_rules(route_response, authenticated)),
+            _ => Either::Left(boxed_layers(response_rules(route_response, authenticated))),
         };
         let prefix = normalize_route_prefix(section.path.get_ref())
             .map_err(|reason| BuildError::Route { index, reason })?;

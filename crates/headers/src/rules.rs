@@ -239,10 +239,10 @@ impl HeaderRules {
             }
         }
         for rule in &c.set_if_absent {
-            if let Ok(Entry::Vacant(entry)) = headers.try_entry(&rule.name) {
-                if let Some(value) = value(rule, rendered) {
-                    let _ = entry.try_insert(value);
-                }
+            if let Ok(Entry::Vacant(entry)) = headers.try_entry(&rule.name)
+                && let Some(value) = value(rule, rendered)
+            {
+                let _ = entry.try_insert(value);
             }
         }
         for rule in &c.add {

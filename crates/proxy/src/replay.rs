@@ -77,10 +77,10 @@ impl Drop for Replay {
         }
         fields.clear();
         let _ = SPARE.try_with(|spare| {
-            if let Ok(mut spare) = spare.try_borrow_mut() {
-                if spare.len() < SPARES {
-                    spare.push(fields);
-                }
+            if let Ok(mut spare) = spare.try_borrow_mut()
+                && spare.len() < SPARES
+            {
+                spare.push(fields);
             }
         });
     }

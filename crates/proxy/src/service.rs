@@ -51,8 +51,12 @@ impl Proxy {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        // Written into its allocation rather than built on the stack and moved there: the
+        // future is about 2 KiB, and a move is a copy of all of it.
+        let slot = Box::new_uninit();
+        let future = Box::write(slot, forward(self.upstream.inner.clone(), request));
         ResponseFuture {
-            inner: Box::pin(forward(self.upstream.inner.clone(), request)),
+            inner: Box::into_pin(future),
         }
     }
 }

@@ -404,14 +404,14 @@ impl RouteLimiter {
             let hash = key.hash_with(&inner.backend.hasher);
             (lease, hash)
         });
-        if let Some((lease, hash)) = lease_key {
-            if let Some(outcome) = lease.take(hash) {
-                return Check::Ready(verdict(
-                    outcome,
-                    RateLimitDecision::Allowed,
-                    RateLimitDecision::Limited,
-                ));
-            }
+        if let Some((lease, hash)) = lease_key
+            && let Some(outcome) = lease.take(hash)
+        {
+            return Check::Ready(verdict(
+                outcome,
+                RateLimitDecision::Allowed,
+                RateLimitDecision::Limited,
+            ));
         }
         if !redis.store.is_connected() {
             // Fail fast while the pool reconnects rather than wait out the timeout.
