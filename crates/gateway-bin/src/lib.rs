@@ -20,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod drain;
+pub mod header_timer;
 pub mod logging;
 pub mod metrics;
 pub mod observe;

@@ -14,6 +14,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::header_timer::HeaderTimer;
+
 /// Limits the HTTP server enforces before a request reaches the gateway service.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
@@ -71,11 +73,13 @@ impl Drop for ConnectionGuard {
 }
 
 /// Builds the connection server with the gateway's protocol settings.
+///
+/// Give each connection its own HTTP/1 timer ([`HeaderTimer`]) on a clone of it.
 pub fn connection_builder(limits: ConnectionLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(HeaderTimer::default())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_size.max(8192))
         // Small proxied bodies are cheaper copied into one buffer than written with writev.
@@ -145,6 +149,8 @@ where
         match tls() {
             None => {
                 let service = make_service(peer, false);
+                let mut builder = builder.clone();
+                builder.http1().timer(HeaderTimer::default());
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
@@ -158,7 +164,8 @@ where
             }
             Some(acceptor) => {
                 let service = make_service(peer, true);
-                let builder = builder.clone();
+                let mut builder = builder.clone();
+                builder.http1().timer(HeaderTimer::default());
                 let drain = drain.clone();
                 let handshake_timeout = limits.header_read_timeout;
                 tokio::spawn(async move {
