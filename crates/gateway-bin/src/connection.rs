@@ -34,12 +34,10 @@ pub struct Current<F> {
     pub front: F,
     /// Whether access log lines are written.
     pub access_log: bool,
-    /// Whether request paths and ids are kept for the accounting (access log lines, exported
-    /// spans).
-    pub keep_details: bool,
-    /// The response header that echoes the request id; without it the id is read from the
-    /// [`gateway_core::RequestId`] response extension.
-    pub request_id_header: Option<http::HeaderName>,
+    /// Whether request paths are kept for the accounting (access log lines, exported spans).
+    pub keep_path: bool,
+    /// Where the accounting finds each response's request id.
+    pub request_id: RequestIdSource,
     /// The TLS acceptor, when the listener terminates TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -102,29 +100,27 @@ where
         // Front services are always ready (the layer rules).
         let ready = front.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
         debug_assert!(ready.is_ready(), "front services are always ready");
-        // Kept only for what prints them: cloning the URI costs an allocation.
-        let uri = generation.keep_details.then(|| request.uri().clone());
-        let request_id_header = if generation.keep_details {
-            RequestIdSource::Header(generation.request_id_header.clone())
-        } else {
-            RequestIdSource::Unwanted
-        };
+        // Kept only for what prints it: cloning the URI costs an allocation.
+        let uri = generation.keep_path.then(|| request.uri().clone());
         ConnectionFuture {
             start,
             method,
             uri,
             access_log: generation.access_log,
-            request_id: request_id_header,
+            request_id: generation.request_id.clone(),
             future: front.call(request),
         }
     }
 }
 
-/// Where a response's request id is read from.
-enum RequestIdSource {
-    /// The echo header named, or the response extension without one.
-    Header(Option<http::HeaderName>),
-    /// Nothing prints the id.
+/// Where the accounting finds a response's request id.
+#[derive(Clone, Debug)]
+pub enum RequestIdSource {
+    /// In the response header that echoes it.
+    Echoed(http::HeaderName),
+    /// In the [`gateway_core::RequestId`] response extension (the id is not echoed).
+    Extension,
+    /// Nowhere: nothing prints it, or requests get no id.
     Unwanted,
 }
 
@@ -156,8 +152,8 @@ where
         // answered on its own leaves the request unaccounted rather than failing it.
         let (body, observed) = body.into_parts();
         let request_id = match this.request_id {
-            RequestIdSource::Header(Some(header)) => parts.headers.get(&*header).cloned(),
-            RequestIdSource::Header(None) => parts
+            RequestIdSource::Echoed(header) => parts.headers.get(&*header).cloned(),
+            RequestIdSource::Extension => parts
                 .extensions
                 .remove::<gateway_core::RequestId>()
                 .map(|id| id.0),

@@ -72,9 +72,8 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// Builds the connection server with the gateway's protocol settings.
-///
-/// Give each connection its own HTTP/1 timer ([`HeaderTimer`]) on a clone of it.
+/// Builds the connection server with the gateway's protocol settings; serve each connection
+/// with its own copy from [`for_connection`].
 pub fn connection_builder(limits: ConnectionLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -89,6 +88,13 @@ pub fn connection_builder(limits: ConnectionLimits) -> auto::Builder<TokioExecut
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+}
+
+/// A copy of `builder` for one connection, with the connection's own header read timer.
+pub fn for_connection(builder: &auto::Builder<TokioExecutor>) -> auto::Builder<TokioExecutor> {
+    let mut builder = builder.clone();
+    builder.http1().timer(HeaderTimer::default());
     builder
 }
 
@@ -149,9 +155,7 @@ where
         match tls() {
             None => {
                 let service = make_service(peer, false);
-                let mut builder = builder.clone();
-                builder.http1().timer(HeaderTimer::default());
-                let connection = builder
+                let connection = for_connection(&builder)
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
                 let connection = drain.watch(connection);
@@ -164,8 +168,7 @@ where
             }
             Some(acceptor) => {
                 let service = make_service(peer, true);
-                let mut builder = builder.clone();
-                builder.http1().timer(HeaderTimer::default());
+                let builder = for_connection(&builder);
                 let drain = drain.clone();
                 let handshake_timeout = limits.header_read_timeout;
                 tokio::spawn(async move {

@@ -36,7 +36,7 @@ use tower::util::{Either, MapFuture, MapResponse};
 use tower_layer::Layer;
 
 use crate::config::{BalanceSection, BreakerSection, Config, JwtSection, RedisSection};
-use crate::connection::Current;
+use crate::connection::{Current, RequestIdSource};
 use crate::dispatch::{Dispatch, Route, Routes};
 use crate::metrics::{Registry, UNMATCHED_ROUTE};
 use crate::routing::{RouteTable, normalize_route_prefix};
@@ -231,8 +231,8 @@ impl Shared {
 pub struct Generation {
     front: FrontService,
     access_log: bool,
-    keep_details: bool,
-    request_id_header: Option<http::HeaderName>,
+    keep_path: bool,
+    request_id: RequestIdSource,
     tls: Option<tokio_rustls::TlsAcceptor>,
     upstreams: Vec<(String, Proxy, Option<CircuitBreaker>)>,
     ratelimit: RateLimitBackend,
@@ -245,8 +245,8 @@ impl Generation {
         Current {
             front: self.front.clone(),
             access_log: self.access_log,
-            keep_details: self.keep_details,
-            request_id_header: self.request_id_header.clone(),
+            keep_path: self.keep_path,
+            request_id: self.request_id.clone(),
             tls: self.tls.clone(),
         }
     }
@@ -602,18 +602,21 @@ pub async fn build(
         },
     }));
     let with_headers = response_rules(global_response, dispatch);
-    // The accounting reads each response's id from the echoed header, or, when the id is not
-    // echoed, from a response extension (which costs allocations per response).
-    let request_id_header = request_id
-        .as_ref()
-        .and_then(|layer| layer.echoed_header().cloned());
-    let keep_details = config.server.access_log || exports_spans(config);
-    let front = match request_id {
+    // The accounting reads each response's id from the echoed header; only when the id is
+    // not echoed does it need the response extension (which costs allocations per response).
+    let keep_path = config.server.access_log || exports_spans(config);
+    let (front, request_id) = match request_id {
         Some(layer) => {
-            let extension = keep_details && request_id_header.is_none();
-            Either::Left(layer.response_extension(extension).layer(with_headers))
+            let source = match layer.echoed_header() {
+                _ if !keep_path => RequestIdSource::Unwanted,
+                Some(header) => RequestIdSource::Echoed(header.clone()),
+                None => RequestIdSource::Extension,
+            };
+            let extension = matches!(source, RequestIdSource::Extension);
+            let layer = layer.response_extension(extension).layer(with_headers);
+            (Either::Left(layer), source)
         }
-        None => Either::Right(with_headers),
+        None => (Either::Right(with_headers), RequestIdSource::Unwanted),
     };
     let tls = config
         .server
@@ -624,8 +627,8 @@ pub async fn build(
     Ok(Generation {
         front,
         access_log: config.server.access_log,
-        keep_details,
-        request_id_header,
+        keep_path,
+        request_id,
         tls,
         upstreams,
         ratelimit,
