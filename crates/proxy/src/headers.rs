@@ -83,19 +83,39 @@ fn is_connection_option(token: &[u8]) -> bool {
     KNOWN.iter().any(|known| token.eq_ignore_ascii_case(known))
 }
 
-/// Removes `Connection` and every header it names.
-fn remove_listed(headers: &mut HeaderMap) {
-    // Move the values out so that the names they list can be removed from the map.
-    let (first, rest) = match headers.entry(CONNECTION) {
-        Entry::Occupied(entry) => {
-            let (_, mut values) = entry.remove_entry_mult();
-            let first = values.next();
-            let rest: Vec<HeaderValue> = values.collect();
-            (first, rest)
-        }
-        Entry::Vacant(_) => return,
+/// Removes `Connection` and every header it names, but `upgrade`; tells whether it listed
+/// `upgrade`.
+///
+/// One lookup of `Connection`: its values are read and removed through the same entry. The
+/// usual values (`keep-alive`, `upgrade`) name headers removed anyway, so then nothing else is
+/// looked up.
+fn remove_connection(headers: &mut HeaderMap) -> bool {
+    let Entry::Occupied(entry) = headers.entry(CONNECTION) else {
+        return false;
     };
-    for value in first.iter().chain(&rest) {
+    let mut upgrade = false;
+    let mut lists_others = false;
+    for value in entry.iter() {
+        // The usual value, checked without tokenizing.
+        if value.as_bytes().eq_ignore_ascii_case(b"keep-alive") {
+            continue;
+        }
+        for token in tokens(value) {
+            if token.eq_ignore_ascii_case(b"upgrade") {
+                upgrade = true;
+            } else if !is_connection_option(token) {
+                lists_others = true;
+            }
+        }
+    }
+    if !lists_others {
+        entry.remove();
+        return upgrade;
+    }
+    // Move the values out so that the names they list can be removed from the map.
+    let (_, values) = entry.remove_entry_mult();
+    let values: Vec<HeaderValue> = values.collect();
+    for value in &values {
         for token in tokens(value) {
             if is_connection_option(token) {
                 continue;
@@ -106,6 +126,7 @@ fn remove_listed(headers: &mut HeaderMap) {
             }
         }
     }
+    upgrade
 }
 
 /// Removes the RFC 9110 hop-by-hop headers in place: `Connection`, `Keep-Alive`,
@@ -127,30 +148,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> HopByHop
             .iter()
             .any(|value| tokens(value).any(|t| t.eq_ignore_ascii_case(b"trailers")));
     }
-    let mut upgrade_requested = false;
-    if found & HOP_CONNECTION != 0 {
-        // Usually `Connection` lists only `keep-alive` or `upgrade`, headers removed anyway:
-        // then the pass below is all there is to do.
-        let mut lists_others = false;
-        for value in headers.get_all(CONNECTION) {
-            // The usual value, checked without tokenizing.
-            if value.as_bytes().eq_ignore_ascii_case(b"keep-alive") {
-                continue;
-            }
-            for token in tokens(value) {
-                if token.eq_ignore_ascii_case(b"upgrade") {
-                    upgrade_requested = found & HOP_UPGRADE != 0;
-                } else if !is_connection_option(token) {
-                    lists_others = true;
-                }
-            }
-        }
-        if lists_others {
-            remove_listed(headers);
-        } else {
-            headers.remove(CONNECTION);
-        }
-    }
+    let upgrade_requested =
+        found & HOP_CONNECTION != 0 && remove_connection(headers) && found & HOP_UPGRADE != 0;
     let keep = keep_upgrade && upgrade_requested;
     if found & HOP_KEEP_ALIVE != 0 {
         headers.remove(KEEP_ALIVE);
