@@ -202,24 +202,7 @@ fn sigterm_finishes_the_in_flight_request_then_exits_0() {
             "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstreams.slow]\ntargets = [\"http://{upstream}\"]\n[[routes]]\npath = \"/\"\nupstream = \"slow\"\n"
         ),
     );
-    let mut child = gateway()
-        .arg("--config")
-        .arg(&config.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(stream) => break stream,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(error) => panic!("gateway did not start: {error}"),
-        }
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (mut child, mut stream) = start(&config, port, Stdio::null());
     stream
         .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
         .unwrap();
@@ -227,11 +210,7 @@ fn sigterm_finishes_the_in_flight_request_then_exits_0() {
     arrival
         .recv_timeout(Duration::from_secs(10))
         .expect("the request never reached the upstream");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    terminate(&child);
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -241,12 +220,12 @@ fn sigterm_finishes_the_in_flight_request_then_exits_0() {
     upstream_thread.join().unwrap();
 }
 
-/// Starts the binary on `config` with stdout captured, and connects to `port`.
-fn start(config: &TempConfig, port: u16) -> (std::process::Child, TcpStream) {
+/// Starts the binary on `config`, its stdout going to `stdout`, and connects to `port`.
+fn start(config: &TempConfig, port: u16, stdout: Stdio) -> (std::process::Child, TcpStream) {
     let child = gateway()
         .arg("--config")
         .arg(&config.0)
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -262,6 +241,15 @@ fn start(config: &TempConfig, port: u16) -> (std::process::Child, TcpStream) {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     (child, stream)
+}
+
+/// Sends SIGTERM to the gateway.
+fn terminate(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 /// The value of header `name` (lower case) in a raw message head.
@@ -294,7 +282,7 @@ fn access_log_lines_carry_the_id_the_upstream_saw() {
                 "[server]\nlisten = \"127.0.0.1:{port}\"\n{headers}[upstreams.one]\ntargets = [\"http://{upstream}\"]\n[[routes]]\npath = \"/\"\nupstream = \"one\"\n"
             ),
         );
-        let (mut child, mut stream) = start(&config, port);
+        let (mut child, mut stream) = start(&config, port, Stdio::piped());
         stream
             .write_all(b"GET /logged HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
             .unwrap();
@@ -313,11 +301,7 @@ fn access_log_lines_carry_the_id_the_upstream_saw() {
             echoed.then(|| id.clone()),
             "{name}: {response}"
         );
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        terminate(&child);
         let mut log = String::new();
         child
             .stdout
