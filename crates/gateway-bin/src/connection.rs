@@ -148,8 +148,7 @@ where
         let this = self.project();
         let Ok(response) = std::task::ready!(this.future.poll(cx));
         let (mut parts, body) = response.into_parts();
-        // Every response passes the dispatcher, which says what it observed; a front layer that
-        // answered on its own leaves the request unaccounted rather than failing it.
+        // Every response passes the dispatcher, which says in the body what it observed.
         let (body, observed) = body.into_parts();
         let request_id = match this.request_id {
             RequestIdSource::Echoed(header) => parts.headers.get(&*header).cloned(),

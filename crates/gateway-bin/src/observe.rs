@@ -46,29 +46,18 @@ pin_project! {
     pub struct Tagged<B> {
         #[pin]
         inner: B,
-        observed: Option<Observed>,
+        observed: Observed,
     }
 }
 
 impl<B> Tagged<B> {
     /// `inner`, with what the dispatcher observed.
     pub fn new(inner: B, observed: Observed) -> Self {
-        Self {
-            inner,
-            observed: Some(observed),
-        }
-    }
-
-    /// `inner` with nothing observed (a response no dispatcher made).
-    pub fn untagged(inner: B) -> Self {
-        Self {
-            inner,
-            observed: None,
-        }
+        Self { inner, observed }
     }
 
     /// The body and what was observed.
-    pub fn into_parts(self) -> (B, Option<Observed>) {
+    pub fn into_parts(self) -> (B, Observed) {
         (self.inner, self.observed)
     }
 }
@@ -101,7 +90,7 @@ pub struct Record {
     /// Kept only when something prints the path.
     pub(crate) uri: Option<Uri>,
     pub(crate) status: u16,
-    pub(crate) observed: Option<Observed>,
+    pub(crate) observed: Observed,
     pub(crate) request_id: Option<HeaderValue>,
     pub(crate) bytes: u64,
     pub(crate) access_log: bool,
@@ -112,9 +101,7 @@ pub struct Record {
 impl Record {
     fn finish(self, complete: bool) {
         let elapsed = self.start.elapsed();
-        let Some(observed) = self.observed else {
-            return;
-        };
+        let observed = self.observed;
         observed.route.record(&self.method, self.status, elapsed);
         #[cfg(feature = "otlp")]
         let wanted = self.access_log || observed.span.is_some();
