@@ -169,11 +169,7 @@ fn concurrent_requests_cannot_exceed_the_limit() {
                     })
                 })
                 .collect();
-            let mut allowed = 0;
-            for task in tasks {
-                allowed += task.await.unwrap();
-            }
-            assert_eq!(allowed, 100, "{route}");
+            assert_eq!(total(tasks).await, 100, "{route}");
         }
     });
 }
@@ -205,24 +201,12 @@ fn checks_from_worker_runtimes_share_one_limit() {
                         let tasks: Vec<_> = (0..16)
                             .map(|_| {
                                 let limiter = limiter.clone();
-                                tokio::spawn(async move {
-                                    let mut ok = 0;
-                                    for _ in 0..5 {
-                                        match check(&limiter, "192.0.2.1").await.decision {
-                                            RateLimitDecision::Allowed => ok += 1,
-                                            RateLimitDecision::Limited => {}
-                                            other => panic!("unexpected {other:?}"),
-                                        }
-                                    }
-                                    ok
-                                })
+                                tokio::spawn(
+                                    async move { allowed_of(&limiter, "192.0.2.1", 5).await },
+                                )
                             })
                             .collect();
-                        let mut ok = 0;
-                        for task in tasks {
-                            ok += task.await.unwrap();
-                        }
-                        ok
+                        total(tasks).await
                     });
                 }
                 allowed
@@ -526,15 +510,27 @@ fn evalsha_calls(server: &RedisServer) -> u64 {
         .map_or(0, |(_, calls)| *calls)
 }
 
-/// Counts the checks of `ip` that `limiter` allows out of `n`.
+/// Counts the checks of `ip` that `limiter` allows out of `n`; every other check must be
+/// limited (no Redis failure is expected).
 async fn allowed_of(limiter: &gateway_ratelimit::RouteLimiter, ip: &str, n: usize) -> usize {
     let mut allowed = 0;
     for _ in 0..n {
-        if check(limiter, ip).await.decision == RateLimitDecision::Allowed {
-            allowed += 1;
+        match check(limiter, ip).await.decision {
+            RateLimitDecision::Allowed => allowed += 1,
+            RateLimitDecision::Limited => {}
+            other => panic!("unexpected {other:?}"),
         }
     }
     allowed
+}
+
+/// Waits for the tasks and adds up what they return.
+async fn total(tasks: Vec<tokio::task::JoinHandle<usize>>) -> usize {
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    total
 }
 
 #[tokio::test]
@@ -650,10 +646,6 @@ async fn concurrent_leases_of_two_instances_admit_exactly_the_limit() {
             tokio::spawn(async move { allowed_of(&limiter, "192.0.2.1", 10).await })
         })
         .collect();
-    let mut allowed = 0;
-    for task in tasks {
-        allowed += task.await.unwrap();
-    }
     // Never more than the limit; and with checks to spare, no granted token is lost.
-    assert_eq!(allowed, 100);
+    assert_eq!(total(tasks).await, 100);
 }
