@@ -240,6 +240,21 @@ async fn reload_under_load_drops_nothing_and_keeps_tunnels_open() {
     assert_eq!(&echoed, b"still there?");
 }
 
+/// Sends `n` requests, alternating between two gateways, and counts those let through; every
+/// other one must be refused with 429.
+async fn allowed_through(one: &TestGateway, two: &TestGateway, n: usize) -> usize {
+    let mut allowed = 0;
+    for i in 0..n {
+        let gw = if i % 2 == 0 { one } else { two };
+        match get(&gw.url("/x")).await.0.status {
+            StatusCode::OK => allowed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    allowed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_sharing_redis_enforce_one_limit() {
     let redis = RedisServer::start();
@@ -254,16 +269,7 @@ async fn two_gateways_sharing_redis_enforce_one_limit() {
     ));
     let one = TestGateway::start(&text);
     let two = TestGateway::start(&text);
-    let mut allowed = 0;
-    for i in 0..20 {
-        let gw = if i % 2 == 0 { &one } else { &two };
-        match get(&gw.url("/x")).await.0.status {
-            StatusCode::OK => allowed += 1,
-            StatusCode::TOO_MANY_REQUESTS => {}
-            other => panic!("unexpected {other}"),
-        }
-    }
-    assert_eq!(allowed, 7);
+    assert_eq!(allowed_through(&one, &two, 20).await, 7);
     assert_eq!(upstream.requests(), 7);
 }
 
@@ -281,16 +287,7 @@ async fn two_gateways_leasing_from_redis_enforce_one_limit() {
     ));
     let one = TestGateway::start(&text);
     let two = TestGateway::start(&text);
-    let mut allowed = 0;
-    for i in 0..40 {
-        let gw = if i % 2 == 0 { &one } else { &two };
-        match get(&gw.url("/x")).await.0.status {
-            StatusCode::OK => allowed += 1,
-            StatusCode::TOO_MANY_REQUESTS => {}
-            other => panic!("unexpected {other}"),
-        }
-    }
-    assert_eq!(allowed, 10);
+    assert_eq!(allowed_through(&one, &two, 40).await, 10);
     assert_eq!(upstream.requests(), 10);
     // Leases of 4, 4 and 2 tokens, a refusal remembered by each instance, and the scripts'
     // first loads: a handful of calls for 40 requests.
