@@ -90,9 +90,9 @@ pub fn generate() -> HeaderValue {
     format(new_trace_id(), next_random() | 1, true)
 }
 
-/// Gives the request a `traceparent` unless it carries exactly one valid one. A replaced
-/// invalid one takes its `tracestate` with it (the state belongs to the old trace).
-pub fn ensure(headers: &mut HeaderMap) {
+/// The request's trace context as it arrived: its `traceparent` when it carries exactly one,
+/// and whether it carries a `tracestate`.
+fn incoming(headers: &HeaderMap) -> (Option<&HeaderValue>, bool) {
     // Most requests carry neither header: one pass over the names tells, where two lookups
     // by name would hash both.
     let (mut parent, mut state) = (false, false);
@@ -100,19 +100,29 @@ pub fn ensure(headers: &mut HeaderMap) {
         parent |= *name == TRACEPARENT;
         state |= *name == TRACESTATE;
     }
-    let valid = parent && {
-        let mut values = headers.get_all(&TRACEPARENT).iter();
-        match (values.next(), values.next()) {
-            (Some(value), None) => is_valid(value.as_bytes()),
-            _ => false,
-        }
-    };
-    if !valid {
-        if state {
-            headers.remove(&TRACESTATE);
-        }
-        headers.insert(TRACEPARENT, generate());
+    let sole = parent
+        .then(|| {
+            let mut values = headers.get_all(&TRACEPARENT).iter();
+            match (values.next(), values.next()) {
+                (Some(value), None) => Some(value),
+                _ => None,
+            }
+        })
+        .flatten();
+    (sole, state)
+}
+
+/// Gives the request a `traceparent` unless it carries exactly one valid one. A replaced
+/// invalid one takes its `tracestate` with it (the state belongs to the old trace).
+pub fn ensure(headers: &mut HeaderMap) {
+    let (parent, state) = incoming(headers);
+    if parent.is_some_and(|value| is_valid(value.as_bytes())) {
+        return;
     }
+    if state {
+        headers.remove(&TRACESTATE);
+    }
+    headers.insert(TRACEPARENT, generate());
 }
 
 /// The ids of the gateway's own span of a request, when spans are exported.
@@ -149,15 +159,14 @@ pub fn parse(value: &[u8]) -> Option<(u128, u64, u8)> {
 /// Returns the span's ids when it is sampled: the caller's decision when it sent one, else
 /// `sample_ratio` of new traces.
 pub fn enter_span(headers: &mut HeaderMap, sample_ratio: f64) -> Option<SpanIds> {
-    let mut values = headers.get_all(&TRACEPARENT).iter();
-    let parent = match (values.next(), values.next()) {
-        (Some(value), None) => parse(value.as_bytes()),
-        _ => None,
-    };
+    let (parent, state) = incoming(headers);
+    let parent = parent.and_then(|value| parse(value.as_bytes()));
     let (trace_id, parent_id, sampled) = match parent {
         Some((trace_id, parent_id, flags)) => (trace_id, Some(parent_id), flags & 1 == 1),
         None => {
-            headers.remove(&TRACESTATE);
+            if state {
+                headers.remove(&TRACESTATE);
+            }
             let trace_id = new_trace_id();
             // Compared in 53-bit steps so that 1.0 always and 0.0 never samples.
             let draw = (next_random() >> 11) as f64 / (1u64 << 53) as f64;
