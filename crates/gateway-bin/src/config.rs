@@ -86,6 +86,10 @@ pub struct ServerSection {
     /// Largest request head (request line and headers); 431 beyond.
     #[serde(default = "defaults::max_header_size")]
     pub max_header_size: ByteSize,
+    /// Most header fields in an HTTP/1.1 request head; 431 beyond. Up to 100 they are parsed
+    /// on the stack; a larger limit costs an allocation per request.
+    #[serde(default = "defaults::max_headers")]
+    pub max_headers: Spanned<usize>,
     /// Grace period for in-flight requests after SIGTERM/SIGINT.
     #[serde(default = "defaults::shutdown_grace")]
     pub shutdown_grace: HumanDuration,
@@ -175,6 +179,9 @@ pub struct UpstreamSection {
     /// PEM file of the certificate authorities that `https://` targets are checked against;
     /// default: the system's trust store.
     pub tls_ca: Option<PathBuf>,
+    /// Largest response head (status line and headers) accepted from a target; 502 beyond.
+    #[serde(default = "defaults::max_header_size")]
+    pub max_response_header_size: ByteSize,
     /// Circuit breaker for this upstream (all its targets).
     pub circuit_breaker: Option<BreakerSection>,
 }
@@ -207,6 +214,11 @@ pub struct RouteSection {
     pub request_headers: Option<HeaderRulesSection>,
     /// Response header rules, applied to every response of the route.
     pub response_headers: Option<HeaderRulesSection>,
+    /// `Upgrade` protocols the route tunnels after a `101` (default `["websocket"]`; `[]`:
+    /// none). Other offers are removed and the request is forwarded as an ordinary one;
+    /// `h2c` and other upgrades to HTTP are never allowed.
+    #[serde(default = "defaults::upgrades")]
+    pub upgrades: Spanned<Vec<String>>,
 }
 
 impl RouteSection {
@@ -230,6 +242,12 @@ mod defaults {
     }
     pub(super) fn max_header_size() -> ByteSize {
         ByteSize(64 << 10)
+    }
+    pub(super) fn max_headers() -> Spanned<usize> {
+        Spanned::new(0..0, 100)
+    }
+    pub(super) fn upgrades() -> Spanned<Vec<String>> {
+        Spanned::new(0..0, vec!["websocket".to_owned()])
     }
     pub(super) fn shutdown_grace() -> HumanDuration {
         HumanDuration(Duration::from_secs(30))
@@ -279,6 +297,11 @@ fn de_methods<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Metho
         .iter()
         .map(|name| {
             let upper = name.to_ascii_uppercase();
+            if upper == "CONNECT" {
+                return Err(serde::de::Error::custom(
+                    "the gateway does not tunnel CONNECT: it answers every CONNECT with 405",
+                ));
+            }
             Method::from_bytes(upper.as_bytes())
                 .map_err(|_| serde::de::Error::custom(format!("`{name}` is not an HTTP method")))
         })
@@ -432,6 +455,13 @@ impl Config {
         if let Some(tracing) = &self.tracing {
             validate_tracing(tracing, locator)?;
         }
+        if *self.server.max_headers.get_ref() == 0 {
+            return Err(locator.at(
+                Some(self.server.max_headers.span()),
+                "server.max_headers".to_owned(),
+                "a request needs at least one header (Host)",
+            ));
+        }
         for (name, upstream) in &self.upstreams {
             if upstream.targets.get_ref().is_empty() {
                 return Err(locator.at(
@@ -463,6 +493,9 @@ impl Config {
                         }
                     ),
                 ));
+            }
+            if let Err(error) = gateway_proxy::UpgradeProtocols::new(route.upgrades.get_ref()) {
+                return Err(locator.at(Some(route.upgrades.span()), field("upgrades"), error));
             }
             if *route.auth.get_ref() != AuthMode::None && self.jwt.is_none() {
                 return Err(locator.at(
@@ -634,6 +667,42 @@ sample_ratio = 0.25
         ))
         .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("routes[1].path"));
+    }
+
+    #[test]
+    fn upgrades_default_to_websocket_and_never_allow_h2c() {
+        let config = parse(BASE).unwrap();
+        assert_eq!(*config.routes[0].upgrades.get_ref(), ["websocket"]);
+        let err = parse(&format!("{BASE}upgrades = [\"websocket\", \"h2c\"]\n")).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("routes[0].upgrades"), "{err}");
+        assert_eq!(err.position.map(|p| p.0), Some(11), "{err}");
+        assert!(err.message.contains("h2c"), "{err}");
+        let config = parse(&format!("{BASE}upgrades = []\n")).unwrap();
+        assert!(config.routes[0].upgrades.get_ref().is_empty());
+    }
+
+    #[test]
+    fn connect_cannot_be_a_route_method() {
+        let err = parse(&format!("{BASE}methods = [\"GET\", \"connect\"]\n")).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("routes[0].methods"), "{err}");
+        assert!(err.message.contains("CONNECT"), "{err}");
+    }
+
+    #[test]
+    fn header_limits_have_defaults_and_are_checked() {
+        let config = parse(BASE).unwrap();
+        assert_eq!(*config.server.max_headers.get_ref(), 100);
+        assert_eq!(
+            config.upstreams["users"].max_response_header_size.bytes(),
+            64 << 10
+        );
+        let err = parse(&BASE.replace(
+            "listen = \"127.0.0.1:8080\"",
+            "listen = \"127.0.0.1:8080\"\nmax_headers = 0",
+        ))
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("server.max_headers"), "{err}");
+        assert_eq!(err.position.map(|p| p.0), Some(4), "{err}");
     }
 
     #[test]

@@ -82,6 +82,7 @@ where
             // The client-facing scheme, for X-Forwarded-Proto.
             request.extensions_mut().insert(http::uri::Scheme::HTTPS);
         }
+        strip_hop_by_hop(request.headers_mut());
         let method = request.method().clone();
         let mut cached = self.cached.borrow_mut();
         let current = self.current.load();
@@ -110,6 +111,23 @@ where
             request_id: generation.request_id.clone(),
             future: front.call(request),
         }
+    }
+}
+
+/// Removes the client's hop-by-hop headers before any layer runs, so that headers the
+/// gateway adds (the request id, identity and forwarding headers, `traceparent`) cannot be
+/// removed by naming them in `Connection`. What the route and the proxy still need (an
+/// upgrade offer, gRPC's `TE: trailers`) is put back in its canonical form.
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let hop = gateway_proxy::headers::strip_hop_by_hop(headers, true);
+    if hop.upgrade {
+        headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+    }
+    if hop.te_trailers {
+        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
     }
 }
 

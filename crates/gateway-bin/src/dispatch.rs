@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::{ClientIp, PeerAddr, Problem, ResponseBody, TrustedProxies};
-use http::header::{ALLOW, CONTENT_LENGTH};
+use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, HOST, UPGRADE};
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -36,6 +36,8 @@ pub struct Route<S> {
     /// do without it: the proxy's timer then bounds the request, started microseconds later
     /// (nothing before it waits) and never moved for an empty body.
     pub needs_deadline: bool,
+    /// The `Upgrade` protocols the route lets through (`upgrades`).
+    pub upgrades: gateway_proxy::UpgradeProtocols,
 }
 
 /// What the dispatcher needs of one config generation.
@@ -144,6 +146,9 @@ where
             DispatchFuture::local(response, Observed::new(routes.unmatched, client_ip))
         };
 
+        if let Err(reason) = check_host(&request) {
+            return unmatched(problem(StatusCode::BAD_REQUEST, reason));
+        }
         let path = match normalize_path(request.uri().path()) {
             Ok(path) => path,
             Err(error) => {
@@ -151,6 +156,17 @@ where
             }
         };
         let (index, prefix_len) = match routes.table.find(&path, request.method()) {
+            // The gateway tunnels no CONNECT: it answers one itself, whatever its target.
+            Match::Route { .. } if request.method() == Method::CONNECT => {
+                let mut response = problem(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "the gateway does not tunnel CONNECT requests",
+                );
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static(ANY_METHOD_BUT_CONNECT));
+                return unmatched(response);
+            }
             Match::Route { index, prefix_len } => (index, prefix_len),
             Match::MethodNotAllowed { allow } => {
                 let mut response = problem(
@@ -206,21 +222,11 @@ where
             }
         }
 
-        // Hop-by-hop headers go before any layer runs: a client listing an identity header in
-        // `Connection` must not be able to make the proxy strip what the auth layer set. What
-        // the proxy still needs (an upgrade, gRPC's `TE: trailers`) is put back in its
-        // canonical form.
-        let hop = gateway_proxy::headers::strip_hop_by_hop(request.headers_mut(), true);
-        if hop.upgrade {
-            request.headers_mut().insert(
-                http::header::CONNECTION,
-                HeaderValue::from_static("upgrade"),
-            );
-        }
-        if hop.te_trailers {
-            request
-                .headers_mut()
-                .insert(http::header::TE, HeaderValue::from_static("trailers"));
+        // The connection kept an upgrade offer; only the route's protocols may pass.
+        if request.headers().contains_key(UPGRADE)
+            && !gateway_proxy::retain_upgrades(request.headers_mut(), &route.upgrades)
+        {
+            request.headers_mut().remove(CONNECTION);
         }
 
         // One pass over the names, rather than a lookup per identity header.
@@ -258,6 +264,34 @@ where
             observed: Some(observed),
             exceeded,
         }
+    }
+}
+
+/// The `Allow` value of a route that takes any method, for a CONNECT it refuses.
+const ANY_METHOD_BUT_CONNECT: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE";
+
+/// RFC 9112 §3.2: an HTTP/1.1 request names its host in exactly one `Host` header; a request
+/// whose target carries an authority (HTTP/2's `:authority`, an absolute-form target) has a
+/// `Host` that agrees with it, if any. Otherwise the host the gateway routes and forwards
+/// (`X-Forwarded-Host`, `preserve_host`) would not be the one the client's target names.
+fn check_host<B>(request: &Request<B>) -> Result<(), &'static str> {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err("the request has more than one Host header");
+    }
+    match (host, request.uri().authority()) {
+        (None, None) if request.version() == Version::HTTP_11 => {
+            Err("an HTTP/1.1 request needs a Host header")
+        }
+        (Some(host), Some(authority))
+            if !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
+        {
+            Err("the Host header differs from the request's authority")
+        }
+        _ => Ok(()),
     }
 }
 

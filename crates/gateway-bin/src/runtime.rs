@@ -195,6 +195,7 @@ impl RunningGateway {
             header_read_timeout: config.server.header_read_timeout.get(),
             max_header_size: usize::try_from(config.server.max_header_size.bytes())
                 .unwrap_or(usize::MAX),
+            max_headers: *config.server.max_headers.get_ref(),
         };
         let grace = config.server.shutdown_grace.get();
 

@@ -23,7 +23,12 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Largest request head; 431 beyond.
     pub max_header_size: usize,
+    /// Most header fields in an HTTP/1.1 request head; 431 beyond.
+    pub max_headers: usize,
 }
+
+/// The request header count hyper enforces when none is set.
+const HYPER_MAX_HEADERS: usize = 100;
 
 /// Binds `count` listening sockets on `addr` sharing the port with `SO_REUSEPORT`, so the
 /// kernel spreads connections over the workers. Port 0 picks one free port for all of them.
@@ -83,6 +88,11 @@ pub fn connection_builder(limits: ConnectionLimits) -> auto::Builder<TokioExecut
         .max_buf_size(limits.max_header_size.max(8192))
         // Small proxied bodies are cheaper copied into one buffer than written with writev.
         .writev(false);
+    // hyper's own limit is 100, parsed on the stack; setting any limit makes it size the
+    // parse buffer per request, so it is only set when it differs.
+    if limits.max_headers != HYPER_MAX_HEADERS {
+        builder.http1().max_headers(limits.max_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

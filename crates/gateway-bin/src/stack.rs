@@ -29,7 +29,7 @@ use gateway_headers::{
     HeaderRules, RequestHeaders, RequestHeadersLayer, RequestIdService, ResponseHeaders,
     ResponseHeadersLayer,
 };
-use gateway_proxy::{Balance, Proxy, ProxyBody, Upstream};
+use gateway_proxy::{Balance, Proxy, ProxyBody, UpgradeProtocols, Upstream};
 use gateway_ratelimit::{OnError, RateLimit, RateLimitBackend, RateLimitLayer};
 use http::Response;
 use tower::util::{Either, MapFuture, MapResponse};
@@ -190,11 +190,38 @@ fn response_rules<S>(rules: HeaderRules, inner: S) -> Either<ResponseHeaders<S>,
     }
 }
 
+/// The totals of counters whose source a reload replaced (a new rate-limit store, a new
+/// breaker), so that what `/metrics` reports never goes down for the life of the process.
+#[derive(Clone, Debug, Default)]
+struct Retired {
+    backend_errors: u64,
+    /// Per upstream, transitions to closed, open and half-open.
+    transitions: HashMap<String, [u64; 3]>,
+}
+
+/// The states [`Retired::transitions`] counts, in its order.
+const BREAKER_STATES: [gateway_breaker::BreakerState; 3] = [
+    gateway_breaker::BreakerState::Closed,
+    gateway_breaker::BreakerState::Open,
+    gateway_breaker::BreakerState::HalfOpen,
+];
+
+impl Retired {
+    fn breaker(&mut self, upstream: &str, breaker: &CircuitBreaker) {
+        let metrics = breaker.metrics();
+        let totals = self.transitions.entry(upstream.to_owned()).or_default();
+        for (total, state) in totals.iter_mut().zip(BREAKER_STATES) {
+            *total += metrics.transitions_to(state);
+        }
+    }
+}
+
 /// State kept across reloads while its config is unchanged.
 #[derive(Default)]
 pub struct Shared {
     ratelimit: Option<(Option<RedisSection>, RateLimitBackend)>,
     breakers: HashMap<String, (BreakerSection, CircuitBreaker)>,
+    retired: Retired,
     auth: Option<(JwtSection, Authenticator)>,
     #[cfg(feature = "otlp")]
     exporter: Option<Arc<crate::otlp::Exporter>>,
@@ -237,6 +264,7 @@ pub struct Generation {
     upstreams: Vec<(String, Proxy, Option<CircuitBreaker>)>,
     ratelimit: RateLimitBackend,
     redis_required: bool,
+    retired: Retired,
 }
 
 impl Generation {
@@ -293,14 +321,12 @@ impl Generation {
                     BreakerState::Open => 2,
                 };
                 let metrics = breaker.metrics();
-                let transitions = [
-                    BreakerState::Closed,
-                    BreakerState::Open,
-                    BreakerState::HalfOpen,
-                ]
-                .into_iter()
-                .map(|to| (to.as_str(), metrics.transitions_to(to)))
-                .collect();
+                let retired = self.retired.transitions.get(name).copied();
+                let transitions = BREAKER_STATES
+                    .into_iter()
+                    .zip(retired.unwrap_or_default())
+                    .map(|(to, before)| (to.as_str(), before + metrics.transitions_to(to)))
+                    .collect();
                 Some(crate::metrics::Circuit {
                     upstream: name.clone(),
                     state,
@@ -310,10 +336,15 @@ impl Generation {
             .collect()
     }
 
-    /// Failed calls to the rate-limit store.
+    /// Failed calls to the rate-limit stores of the process, replaced ones included.
     pub fn ratelimit_backend_errors(&self) -> u64 {
-        self.ratelimit.backend_errors_total()
+        self.retired.backend_errors + self.ratelimit.backend_errors_total()
     }
+}
+
+/// The `Upgrade` protocols a route lets through (`upgrades`, validated when loading).
+fn route_upgrades(route: &crate::config::RouteSection) -> UpgradeProtocols {
+    UpgradeProtocols::new(route.upgrades.get_ref()).unwrap_or_else(|_| UpgradeProtocols::none())
 }
 
 fn build_upstream(
@@ -321,6 +352,14 @@ fn build_upstream(
     section: &crate::config::UpstreamSection,
     config: &Config,
 ) -> Result<Proxy, BuildError> {
+    // The proxy tunnels what any of its routes allows; each route narrows it to its own.
+    let upgrades = config
+        .routes
+        .iter()
+        .filter(|route| route.upstream.get_ref() == name)
+        .fold(UpgradeProtocols::none(), |all, route| {
+            all.union(&route_upgrades(route))
+        });
     let balance = match section.balance {
         BalanceSection::RoundRobin => Balance::RoundRobin,
         BalanceSection::LeastRequest => Balance::LeastRequest,
@@ -333,6 +372,10 @@ fn build_upstream(
         .h2c(section.h2c)
         .preserve_host(section.preserve_host)
         .eject_for(section.eject_for.get())
+        .upgrades(upgrades)
+        .max_response_head(
+            usize::try_from(section.max_response_header_size.bytes()).unwrap_or(usize::MAX),
+        )
         .trusted_proxies(config.server.trusted_proxies.clone())
         .tls_roots(match &section.tls_ca {
             Some(path) => gateway_proxy::UpstreamRoots::CaFile(path.clone()),
@@ -415,7 +458,12 @@ pub async fn build(
                     "Redis is not reachable yet; rate limits follow `on_error` until it answers"
                 );
             }
-            shared.ratelimit = Some((config.redis.clone(), backend.clone()));
+            if let Some((_, replaced)) = shared
+                .ratelimit
+                .replace((config.redis.clone(), backend.clone()))
+            {
+                shared.retired.backend_errors += replaced.backend_errors_total();
+            }
             backend
         }
     };
@@ -453,12 +501,17 @@ pub async fn build(
             Some(settings) => {
                 let breaker = match shared.breakers.remove(name) {
                     Some((previous, breaker)) if &previous == settings => breaker,
-                    _ => CircuitBreaker::named(name.as_str(), settings.clone()).map_err(
-                        |source| BuildError::Breaker {
-                            upstream: name.clone(),
-                            source,
-                        },
-                    )?,
+                    replaced => {
+                        if let Some((_, breaker)) = replaced {
+                            shared.retired.breaker(name, &breaker);
+                        }
+                        CircuitBreaker::named(name.as_str(), settings.clone()).map_err(
+                            |source| BuildError::Breaker {
+                                upstream: name.clone(),
+                                source,
+                            },
+                        )?
+                    }
                 };
                 breakers.insert(name.clone(), (settings.clone(), breaker.clone()));
                 Some(breaker)
@@ -474,7 +527,10 @@ pub async fn build(
         services.insert(name.as_str(), service);
         upstreams.push((name.clone(), proxy, breaker));
     }
-    shared.breakers = breakers;
+    // Breakers of upstreams that are gone, or lost their breaker.
+    for (name, (_, breaker)) in std::mem::replace(&mut shared.breakers, breakers) {
+        shared.retired.breaker(&name, &breaker);
+    }
 
     let global =
         match &config.headers {
@@ -572,6 +628,7 @@ pub async fn build(
             metrics: registry.route(name, upstream),
             strip_prefix: section.strip_prefix,
             needs_deadline,
+            upgrades: route_upgrades(section),
         });
     }
     ratelimit.retain_routes(|route| names.iter().any(|name| name == route));
@@ -633,6 +690,7 @@ pub async fn build(
         upstreams,
         ratelimit,
         redis_required,
+        retired: shared.retired.clone(),
     })
 }
 

@@ -120,6 +120,7 @@ mod tests {
         let settings = PoolSettings {
             idle_timeout: Duration::from_secs(1),
             max_idle: 1,
+            max_response_head: 8192,
         };
         (0..n)
             .map(|i| {

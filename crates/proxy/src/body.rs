@@ -164,6 +164,8 @@ pin_project! {
             #[pin]
             body: Incoming,
             lease: Option<Lease>,
+            // The upstream body's error, held back for one poll.
+            failed: Option<hyper::Error>,
         },
         Local {
             body: Full<Bytes>,
@@ -183,7 +185,11 @@ impl ProxyBody {
             lease => lease,
         };
         Self {
-            kind: Kind::Upstream { body, lease },
+            kind: Kind::Upstream {
+                body,
+                lease,
+                failed: None,
+            },
         }
     }
 
@@ -214,17 +220,34 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.project().kind.project() {
-            KindProj::Upstream { mut body, lease } => {
+            KindProj::Upstream {
+                mut body,
+                lease,
+                failed,
+            } => {
+                if let Some(error) = failed.take() {
+                    return Poll::Ready(Some(Err(error)));
+                }
                 let frame = ready!(body.as_mut().poll_frame(cx));
-                match &frame {
+                match frame {
                     Some(Ok(_)) if !body.is_end_stream() => {}
                     Some(Ok(_)) | None => {
                         if let Some(lease) = lease.take() {
                             lease.release();
                         }
                     }
-                    // A broken body leaves the connection in an unknown state: close it.
-                    Some(Err(_)) => drop(lease.take()),
+                    Some(Err(error)) => {
+                        // A broken body leaves the connection in an unknown state: close it.
+                        drop(lease.take());
+                        // hyper's server closes the connection on a body error without
+                        // flushing what it buffered, the response head included, so an
+                        // upstream that closes right after its head would leave the client
+                        // without a status line. One `Pending` first lets the server flush:
+                        // the client then always sees the head, then the connection abort.
+                        *failed = Some(error);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                 }
                 Poll::Ready(frame)
             }

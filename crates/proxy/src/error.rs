@@ -17,4 +17,12 @@ pub enum ProxyError {
     /// TLS to `https://` targets cannot be set up (no trust roots, unreadable CA file).
     #[error("upstream TLS: {0}")]
     Tls(String),
+    /// An `Upgrade` protocol that cannot be allowed.
+    #[error("upgrade protocol `{protocol}`: {reason}")]
+    InvalidUpgrade {
+        /// The protocol as given.
+        protocol: String,
+        /// Why it cannot be allowed.
+        reason: &'static str,
+    },
 }

@@ -8,7 +8,7 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use gateway_core::{BoxError, ClientIp, PeerAddr, Problem, UpstreamFailure};
-use http::header::{CONNECTION, HOST, TE};
+use http::header::{CONNECTION, HOST, TE, UPGRADE};
 use http::request::Parts;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
@@ -21,6 +21,7 @@ use crate::body::{BodyEnd, ProxyBody, Tracked, UpstreamBody};
 use crate::deadline::ResponseTimer;
 use crate::headers::{ClientFacts, set_forwarding_headers, strip_hop_by_hop};
 use crate::pool::{self, ConnectError, H1Sender, Lease};
+use crate::protocols::{retain_upgrades, switched_to_offered};
 use crate::replay::Replay;
 use crate::target::Target;
 use crate::upgrade;
@@ -58,8 +59,11 @@ where
     let can_upgrade =
         parts.version == Version::HTTP_11 && parts.extensions.get::<OnUpgrade>().is_some();
     let hop = strip_hop_by_hop(&mut parts.headers, can_upgrade);
-    let client_upgrade = if hop.upgrade {
-        parts.extensions.remove::<OnUpgrade>()
+    // Only an allowed protocol is offered to the upstream; the client's connection is taken
+    // for a tunnel only then.
+    let client_upgrade = if hop.upgrade && retain_upgrades(&mut parts.headers, &upstream.upgrades) {
+        let offered = parts.headers.get(UPGRADE).cloned();
+        parts.extensions.remove::<OnUpgrade>().zip(offered)
     } else {
         None
     };
@@ -365,18 +369,23 @@ impl Exchange<'_> {
 }
 
 /// The client's response from the upstream's: hop-by-hop headers removed, the body streamed
-/// with the lease, or the tunnel started after a `101 Switching Protocols`.
+/// with the lease, or the tunnel started after a `101 Switching Protocols` to the offered
+/// protocol.
 fn respond(
     upstream: &Inner,
     mut response: Response<Incoming>,
     lease: Lease,
-    client_upgrade: Option<OnUpgrade>,
+    client_upgrade: Option<(OnUpgrade, HeaderValue)>,
 ) -> Response<ProxyBody> {
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        let Some(client) = client_upgrade else {
+        let Some((client, offered)) = client_upgrade else {
             tracing::warn!(upstream = %upstream.name, target = %lease.target().url, "upstream switched protocols unasked");
             return failure_response(&upstream.name, Failure::Unreachable);
         };
+        if !switched_to_offered(&offered, response.headers()) {
+            tracing::warn!(upstream = %upstream.name, target = %lease.target().url, "upstream switched to a protocol that was not offered");
+            return failure_response(&upstream.name, Failure::Unreachable);
+        }
         strip_hop_by_hop(response.headers_mut(), true);
         response
             .headers_mut()

@@ -21,6 +21,8 @@ pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// The settings of an `Upgrade: h2c` offer: meaningful only on the connection it was sent on.
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 // One bit per hop-by-hop header, set by the scan.
 const HOP_CONNECTION: u8 = 1;
@@ -30,6 +32,7 @@ const HOP_TE: u8 = 1 << 3;
 const HOP_TRAILER: u8 = 1 << 4;
 const HOP_TRANSFER_ENCODING: u8 = 1 << 5;
 const HOP_UPGRADE: u8 = 1 << 6;
+const HOP_HTTP2_SETTINGS: u8 = 1 << 7;
 
 /// What [`strip_hop_by_hop`] found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,6 +56,7 @@ fn hop_bit(name: &HeaderName) -> u8 {
         7 if name == "upgrade" => HOP_UPGRADE,
         10 if name == "connection" => HOP_CONNECTION,
         10 if name == "keep-alive" => HOP_KEEP_ALIVE,
+        14 if name == "http2-settings" => HOP_HTTP2_SETTINGS,
         16 if name == "proxy-connection" => HOP_PROXY_CONNECTION,
         17 if name == "transfer-encoding" => HOP_TRANSFER_ENCODING,
         _ => 0,
@@ -71,8 +75,9 @@ fn tokens(value: &HeaderValue) -> impl Iterator<Item = &[u8]> {
 /// Whether a `Connection` token names a hop-by-hop header, removed anyway (`upgrade` is
 /// handled on its own).
 fn is_connection_option(token: &[u8]) -> bool {
-    const KNOWN: [&[u8]; 7] = [
+    const KNOWN: [&[u8]; 8] = [
         b"keep-alive",
+        b"http2-settings",
         b"upgrade",
         b"te",
         b"trailer",
@@ -130,8 +135,8 @@ fn remove_connection(headers: &mut HeaderMap) -> bool {
 }
 
 /// Removes the RFC 9110 hop-by-hop headers in place: `Connection`, `Keep-Alive`,
-/// `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, and every header
-/// named in `Connection`.
+/// `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, `HTTP2-Settings`, and
+/// every header named in `Connection`.
 ///
 /// With `keep_upgrade`, a message that asks for an upgrade keeps its `Upgrade` header (the
 /// caller then sets `Connection: upgrade` again). One scan of the header names; headers are
@@ -165,6 +170,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) -> HopByHop
     }
     if found & HOP_TRANSFER_ENCODING != 0 {
         headers.remove(TRANSFER_ENCODING);
+    }
+    if found & HOP_HTTP2_SETTINGS != 0 {
+        headers.remove(HTTP2_SETTINGS);
     }
     if found & HOP_UPGRADE != 0 && !keep {
         headers.remove(UPGRADE);
@@ -352,6 +360,7 @@ mod tests {
             ("trailer", "x-checksum"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
+            ("http2-settings", "AAMAAABkAAQAoAAAAAIAAAAA"),
             ("x-secret", "1"),
             ("x-other", "2"),
             ("accept", "*/*"),

@@ -23,8 +23,11 @@
 //! - **TLS**: `https://` targets are reached over rustls, checked against the system's roots or
 //!   a [CA file](UpstreamRoots::CaFile), with SNI and ALPN (`h2` when [`h2c`](UpstreamBuilder::h2c)
 //!   is set, else `http/1.1`).
-//! - **Upgrades**: HTTP/1.1 `Upgrade` (WebSocket) requests are tunnelled after a `101`; the
-//!   server must serve connections with upgrades enabled.
+//! - **Upgrades**: HTTP/1.1 `Upgrade` requests to an [allowed protocol](UpgradeProtocols)
+//!   (WebSocket by default) are tunnelled after a `101`; other `Upgrade` offers are removed and
+//!   the request is forwarded as an ordinary one. `h2c` and other upgrades to HTTP are never
+//!   allowed: the tunnel would carry requests past every layer. The server must serve
+//!   connections with upgrades enabled.
 //!
 //! # Example
 //!
@@ -100,6 +103,7 @@ mod error;
 mod forward;
 pub mod headers;
 mod pool;
+mod protocols;
 mod replay;
 mod service;
 mod target;
@@ -111,6 +115,7 @@ mod uri;
 pub use balance::Balance;
 pub use body::ProxyBody;
 pub use error::ProxyError;
+pub use protocols::{UpgradeProtocols, retain_upgrades};
 pub use service::{Proxy, ResponseFuture};
 pub use target::TargetUrl;
 pub use tls::UpstreamRoots;

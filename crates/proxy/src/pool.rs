@@ -184,24 +184,30 @@ pub(crate) async fn open_h1(
 ) -> Result<H1Sender, ConnectError> {
     let stream = tcp(target, timeout).await?;
     match &target.tls {
-        None => handshake_h1(stream, upgrades).await,
+        None => handshake_h1(stream, upgrades, target.pool.max_response_head).await,
         Some(tls) => {
             let handshake = tls.connect(target.url.host(), stream, false);
             let stream = tokio::time::timeout(timeout, handshake)
                 .await
                 .map_err(|_| ConnectError::Timeout(timeout))??;
-            handshake_h1(stream, upgrades).await
+            handshake_h1(stream, upgrades, target.pool.max_response_head).await
         }
     }
 }
 
-async fn handshake_h1<T>(stream: T, upgrades: bool) -> Result<H1Sender, ConnectError>
+async fn handshake_h1<T>(
+    stream: T,
+    upgrades: bool,
+    max_head: usize,
+) -> Result<H1Sender, ConnectError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let (sender, conn) = http1::Builder::new()
         // Head and small bodies in one buffer, one write.
         .writev(false)
+        // A larger response head fails the exchange (502) instead of growing the buffer.
+        .max_header_size(max_head)
         .handshake(TokioIo::new(stream))
         .await?;
     if upgrades {
@@ -225,22 +231,23 @@ where
 pub(crate) async fn open_h2(target: &Target, timeout: Duration) -> Result<H2Sender, ConnectError> {
     let stream = tcp(target, timeout).await?;
     match &target.tls {
-        None => handshake_h2(stream).await,
+        None => handshake_h2(stream, target.pool.max_response_head).await,
         Some(tls) => {
             let handshake = tls.connect(target.url.host(), stream, true);
             let stream = tokio::time::timeout(timeout, handshake)
                 .await
                 .map_err(|_| ConnectError::Timeout(timeout))??;
-            handshake_h2(stream).await
+            handshake_h2(stream, target.pool.max_response_head).await
         }
     }
 }
 
-async fn handshake_h2<T>(stream: T) -> Result<H2Sender, ConnectError>
+async fn handshake_h2<T>(stream: T, max_head: usize) -> Result<H2Sender, ConnectError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
         .handshake(TokioIo::new(stream))
         .await?;
     tokio::spawn(async move {

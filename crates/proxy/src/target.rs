@@ -122,6 +122,8 @@ impl fmt::Display for TargetUrl {
 pub(crate) struct PoolSettings {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle: usize,
+    /// Largest response head read from a target.
+    pub(crate) max_response_head: usize,
 }
 
 /// A target and its shared state. One per target URL, behind an `Arc`.
@@ -261,6 +263,7 @@ mod tests {
         let settings = PoolSettings {
             idle_timeout: Duration::from_secs(1),
             max_idle: 1,
+            max_response_head: 8192,
         };
         let target = Target::new(
             1,

@@ -9,7 +9,11 @@ use tokio::time::Instant;
 
 use crate::balance::{Balance, Balancer};
 use crate::error::ProxyError;
+use crate::protocols::UpgradeProtocols;
 use crate::target::{PoolSettings, Target, TargetUrl};
+
+/// The default [`UpstreamBuilder::max_response_head`].
+const DEFAULT_MAX_RESPONSE_HEAD: usize = 64 << 10;
 
 /// Keys of the thread-local pools: unique per target per process.
 static NEXT_TARGET_ID: AtomicU64 = AtomicU64::new(1);
@@ -34,6 +38,7 @@ pub(crate) struct Inner {
     pub(crate) preserve_host: bool,
     pub(crate) trusted: TrustedProxies,
     pub(crate) eject_for: Duration,
+    pub(crate) upgrades: UpgradeProtocols,
     pub(crate) epoch: Instant,
 }
 
@@ -58,6 +63,8 @@ impl Upstream {
             trusted: TrustedProxies::none(),
             eject_for: Duration::from_secs(10),
             roots: crate::tls::UpstreamRoots::System,
+            upgrades: UpgradeProtocols::default(),
+            max_response_head: DEFAULT_MAX_RESPONSE_HEAD,
         }
     }
 
@@ -109,6 +116,8 @@ pub struct UpstreamBuilder {
     trusted: TrustedProxies,
     eject_for: Duration,
     roots: crate::tls::UpstreamRoots,
+    upgrades: UpgradeProtocols,
+    max_response_head: usize,
 }
 
 impl UpstreamBuilder {
@@ -181,6 +190,20 @@ impl UpstreamBuilder {
         self
     }
 
+    /// The protocols clients may upgrade to (default: WebSocket only). Other `Upgrade`
+    /// offers are removed and the request is forwarded as an ordinary one.
+    pub fn upgrades(mut self, protocols: UpgradeProtocols) -> Self {
+        self.upgrades = protocols;
+        self
+    }
+
+    /// Largest response head (status line and headers) accepted from a target (default
+    /// 64 KiB); a larger one is a `502`.
+    pub fn max_response_head(mut self, bytes: usize) -> Self {
+        self.max_response_head = bytes;
+        self
+    }
+
     /// Validates the targets and builds the upstream.
     pub fn build(self) -> Result<Upstream, ProxyError> {
         if self.targets.is_empty() {
@@ -189,6 +212,7 @@ impl UpstreamBuilder {
         let pool = PoolSettings {
             idle_timeout: self.idle_timeout,
             max_idle: self.max_idle_per_target,
+            max_response_head: self.max_response_head,
         };
         let epoch = Instant::now();
         let urls = self
@@ -220,6 +244,7 @@ impl UpstreamBuilder {
                 preserve_host: self.preserve_host,
                 trusted: self.trusted,
                 eject_for: self.eject_for,
+                upgrades: self.upgrades,
                 epoch,
             }),
         })

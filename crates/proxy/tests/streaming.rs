@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use gateway_proxy::{Proxy, Upstream};
+use gateway_proxy::{Proxy, UpgradeProtocols, Upstream};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -243,7 +243,10 @@ async fn upgraded_connection_is_tunnelled_both_ways() {
                 .unwrap()
         })
         .await;
-        let upstream = Upstream::builder("ws", [echo_server.url()]).build().unwrap();
+        let upstream = Upstream::builder("ws", [echo_server.url()])
+            .upgrades(UpgradeProtocols::new(["echo"]).unwrap())
+            .build()
+            .unwrap();
         let gateway = gateway(Proxy::new(upstream.clone())).await;
 
         let mut stream = TcpStream::connect(gateway).await.unwrap();
@@ -294,6 +297,101 @@ async fn upgrade_refused_by_the_upstream_is_an_ordinary_response() {
         // The upstream was asked to upgrade, and chose not to.
         assert_eq!(seen.one("upgrade"), Some("websocket"));
         assert_eq!(seen.one("connection"), Some("upgrade"));
+    })
+    .await;
+}
+
+/// An upstream that accepts every upgrade it is offered and echoes the tunnel's bytes; it
+/// answers an ordinary request with the `Upgrade` header it saw (none: `-`).
+async fn accepts_any_upgrade() -> UpstreamServer {
+    upstream(|mut request: Request<Incoming>| async move {
+        let Some(protocol) = request.headers().get("upgrade").cloned() else {
+            let settings = request.headers().contains_key("http2-settings");
+            return Response::builder()
+                .header("x-saw-http2-settings", if settings { "yes" } else { "no" })
+                .body(full("no upgrade asked"))
+                .unwrap();
+        };
+        let upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            let Ok(upgraded) = upgrade.await else { return };
+            let mut io = TokioIo::new(upgraded);
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = io.read(&mut buf).await {
+                if io.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("upgrade", protocol)
+            .header("connection", "upgrade")
+            .body(empty())
+            .unwrap()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn h2c_upgrades_are_never_offered_to_the_upstream() {
+    bounded(async {
+        let any = accepts_any_upgrade().await;
+        // Even a proxy that allows every other protocol name cannot be told to allow h2c.
+        assert!(UpgradeProtocols::new(["websocket", "h2c"]).is_err());
+        let upstream = Upstream::builder("any", [any.url()])
+            .upgrades(UpgradeProtocols::new(["websocket", "echo"]).unwrap())
+            .build()
+            .unwrap();
+        let gateway = gateway(Proxy::new(upstream)).await;
+
+        let mut stream = TcpStream::connect(gateway).await.unwrap();
+        stream
+            .write_all(b"GET /x HTTP/1.1\r\nHost: gateway.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "connection closed during the head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("x-saw-http2-settings: no\r\n"), "{head}");
+        assert!(!head.contains("upgrade"), "{head}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_upstream_switching_to_a_protocol_not_offered_is_a_502() {
+    bounded(async {
+        // Offered websocket, the upstream answers 101 to h2c.
+        let liar = upstream(|mut request: Request<Incoming>| async move {
+            let _upgrade = hyper::upgrade::on(&mut request);
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("upgrade", "h2c")
+                .header("connection", "upgrade")
+                .body(empty())
+                .unwrap()
+        })
+        .await;
+        let gateway = gateway(proxy_to(liar.url())).await;
+        let mut stream = TcpStream::connect(gateway).await.unwrap();
+        stream
+            .write_all(b"GET /ws HTTP/1.1\r\nHost: gateway.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "connection closed during the head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 502"), "{head}");
     })
     .await;
 }
