@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use gateway_breaker::{BreakerConfig, CircuitBreaker, CircuitBreakerLayer};
+use gateway_breaker::{BreakerConfig, BreakerLayer, CircuitBreaker};
 use gateway_core::ResponseBody;
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
@@ -151,18 +151,18 @@ fn closed_state(c: &mut Criterion) {
     group.bench_function("permit alone", |b| {
         b.iter(|| breaker.try_acquire().unwrap().success())
     });
-    let mut guarded = CircuitBreakerLayer::new(consecutive()).layer(Instant200);
+    let mut guarded = BreakerLayer::new(consecutive()).layer(Instant200);
     group.bench_function("breaker", |b| {
         b.iter(|| black_box(one_request(&mut guarded)))
     });
-    let mut windowed = CircuitBreakerLayer::new(with_failure_rate()).layer(Instant200);
+    let mut windowed = BreakerLayer::new(with_failure_rate()).layer(Instant200);
     group.bench_function("breaker + failure rate", |b| {
         b.iter(|| black_box(one_request(&mut windowed)))
     });
 
     for threads in [2, 8] {
-        let guarded = CircuitBreakerLayer::new(consecutive()).layer(Instant200);
-        let windowed = CircuitBreakerLayer::new(with_failure_rate()).layer(Instant200);
+        let guarded = BreakerLayer::new(consecutive()).layer(Instant200);
+        let windowed = BreakerLayer::new(with_failure_rate()).layer(Instant200);
         group.bench_function(
             BenchmarkId::new("bare service", format!("{threads} threads")),
             |b| b.iter_custom(|iters| spread(&Instant200, threads, iters)),
@@ -189,7 +189,7 @@ fn open_state(c: &mut Criterion) {
     for _ in 0..5 {
         breaker.try_acquire().unwrap().failure();
     }
-    let mut refused = CircuitBreakerLayer::new(breaker).layer(Instant200);
+    let mut refused = BreakerLayer::new(breaker).layer(Instant200);
     assert_eq!(one_request(&mut refused), StatusCode::SERVICE_UNAVAILABLE);
     group.bench_function("503 refusal", |b| {
         b.iter(|| black_box(one_request(&mut refused)))

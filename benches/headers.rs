@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gateway_core::PeerAddr;
-use gateway_headers::{HeaderRules, HeadersLayer, RequestIdLayer};
+use gateway_headers::{HeaderRules, HeadersLayer, SetRequestIdLayer};
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
 use http::{HeaderValue, Request, Response, Uri};
 use tower::{Layer, Service, service_fn};
@@ -166,11 +166,11 @@ fn headers(c: &mut Criterion) {
 
     bench(c, "4_ops_1_template", four_ops.layer(bare()));
     bench(c, "4_ops_static", four_static.layer(bare()));
-    bench(c, "request_id", RequestIdLayer::new().layer(bare()));
+    bench(c, "request_id", SetRequestIdLayer::new().layer(bare()));
     bench(
         c,
         "request_id+4_ops_1_template",
-        RequestIdLayer::new().layer(four_ops.layer(bare())),
+        SetRequestIdLayer::new().layer(four_ops.layer(bare())),
     );
 }
 

@@ -168,12 +168,12 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     let claims = |pairs: &[&str]| pairs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let parsed = Config::load(&config_path)?;
-    let user = gateway::bin::stack::mint_token(
+    let user = gateway::bin::mint_token(
         &parsed,
         &claims(&["user_id=alice", "role=user"]),
         Duration::from_secs(3600),
     )?;
-    let admin_token = gateway::bin::stack::mint_token(
+    let admin_token = gateway::bin::mint_token(
         &parsed,
         &claims(&["user_id=root", "role=admin"]),
         Duration::from_secs(3600),

@@ -179,7 +179,9 @@ async fn reload_under_load_drops_nothing_and_keeps_tunnels_open() {
     // A tunnel opened before the reload.
     let mut tunnel = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     tunnel
-        .write_all(b"GET /ws HTTP/1.1\r\nhost: gw\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n")
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nhost: gw\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+        )
         .await
         .unwrap();
     let head = support::read_head(&mut tunnel).await;

@@ -4,20 +4,17 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use gateway_core::Identity;
-use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderName, HeaderValue, Response};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use http::{HeaderMap, HeaderName};
+use jsonwebtoken::Algorithm;
 
-use crate::builder::AuthenticatorBuilder;
 use crate::cache::TokenCache;
-use crate::config::{self, JwtConfig, SourceKind};
-use crate::error::{BuildError, ConfigError, JwksError};
+use crate::error::JwksError;
 use crate::failure::AuthFailure;
-use crate::jwks::{Fetched, Jwks, JwksTiming};
-use crate::keys::{self, KeySet, VerifyingKey};
+use crate::jwks::{Fetched, Jwks};
+use crate::keys::KeySet;
+use crate::rejection::{Challenges, Rejection};
 use crate::token::TokenSources;
 use crate::verify::{Outcome, Policy, Verified, unix_now, verify};
-use gateway_core::{Problem, ResponseBody};
 
 /// Verifies tokens for any number of routes: built once from the `[jwt]` config, cloned
 /// (cheaply, it is an `Arc`) into each route's [`JwtAuthLayer`](crate::JwtAuthLayer).
@@ -63,13 +60,14 @@ struct Inner {
     keys: Keys,
     cache: TokenCache,
     sources: TokenSources,
-    /// `WWW-Authenticate` value per [`AuthFailure::index`].
-    challenges: Box<[Option<HeaderValue>]>,
-    retry_after: HeaderValue,
+    challenges: Challenges,
 }
 
-enum Keys {
+/// Where the verifying keys come from.
+pub(crate) enum Keys {
+    /// A secret or a PEM key, fixed for the authenticator's life.
     Static(KeySet),
+    /// A JWKS endpoint's keys, refetched.
     Jwks(Box<Jwks>),
 }
 
@@ -81,167 +79,25 @@ pub(crate) enum Check {
     NeedKeys,
 }
 
-/// A rejection to turn into a response once the body type is known.
-pub(crate) struct Rejection {
-    failure: AuthFailure,
-    challenge: Option<HeaderValue>,
-    retry_after: Option<HeaderValue>,
-}
-
-impl Rejection {
-    pub(crate) fn into_response<B>(self) -> Response<ResponseBody<B>> {
-        let problem = Problem::new(self.failure.status()).with_detail(self.failure.description());
-        let mut response = ResponseBody::problem(problem);
-        if let Some(challenge) = self.challenge {
-            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
-        }
-        if let Some(retry_after) = self.retry_after {
-            response.headers_mut().insert(RETRY_AFTER, retry_after);
-        }
-        response.extensions_mut().insert(self.failure);
-        response
-    }
-}
-
-/// Where the keys come from, loaded.
-pub(crate) enum KeyMaterial {
-    Secret(Vec<u8>, &'static str),
-    Pem(Vec<u8>),
-    Jwks(http::Uri),
-}
-
 impl Authenticator {
-    /// A builder for use without a config file.
-    pub fn builder() -> AuthenticatorBuilder {
-        AuthenticatorBuilder::default()
-    }
-
-    /// Builds from the `[jwt]` section: validates it, reads the secret (environment or
-    /// file) or the PEM key. A JWKS URL is not fetched here (see the type's docs).
-    pub fn from_config(config: &JwtConfig) -> Result<Self, BuildError> {
-        config.validate()?;
-        let material = match config.source_kind()? {
-            SourceKind::Secret => match (&config.secret_env, &config.secret_file) {
-                (Some(var), _) => {
-                    let secret = std::env::var(var)
-                        .map_err(|_| BuildError::SecretEnvMissing(var.clone()))?;
-                    KeyMaterial::Secret(secret.into_bytes(), "secret_env")
-                }
-                (None, Some(path)) => {
-                    let mut secret =
-                        std::fs::read(path).map_err(|source| BuildError::SecretFile {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    // Editors and `echo` end files with a newline that is not part of the secret.
-                    while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                        secret.pop();
-                    }
-                    KeyMaterial::Secret(secret, "secret_file")
-                }
-                (None, None) => unreachable!("validated: a secret source is set"),
-            },
-            SourceKind::PublicKey => {
-                let path = config
-                    .public_key_file
-                    .as_ref()
-                    .expect("validated: a key file is set");
-                let pem = std::fs::read(path).map_err(|source| BuildError::KeyFile {
-                    path: path.clone(),
-                    source,
-                })?;
-                KeyMaterial::Pem(pem)
-            }
-            SourceKind::Jwks => KeyMaterial::Jwks(
-                config
-                    .jwks_url
-                    .clone()
-                    .expect("validated: a JWKS URL is set"),
-            ),
-        };
-        Self::build(config, material)
-    }
-
-    pub(crate) fn build(config: &JwtConfig, material: KeyMaterial) -> Result<Self, BuildError> {
-        let hmac = matches!(material, KeyMaterial::Secret(..));
-        let source_field = match &material {
-            KeyMaterial::Secret(_, field) => field,
-            KeyMaterial::Pem(_) => "public_key_file",
-            KeyMaterial::Jwks(_) => "jwks_url",
-        };
-        if let Some(&algorithm) = config
-            .algorithms
-            .iter()
-            .find(|a| (a.family() == AlgorithmFamily::Hmac) != hmac)
-        {
-            return Err(ConfigError::AlgorithmMismatch {
-                algorithm,
-                source_field,
-            }
-            .into());
-        }
-        config::check_realm(&config.realm).map_err(|e| ConfigError::invalid("realm", e))?;
-        if config.roles_claim.is_empty() {
-            return Err(ConfigError::invalid("roles_claim", "must not be empty").into());
-        }
-        let mut algorithms = config.algorithms.clone();
-        let keys = match material {
-            KeyMaterial::Secret(secret, field) => {
-                if secret.len() < 32 {
-                    return Err(BuildError::SecretTooShort {
-                        field,
-                        len: secret.len(),
-                    });
-                }
-                if algorithms.is_empty() {
-                    algorithms.push(Algorithm::HS256);
-                }
-                let key = VerifyingKey::new(None, &DecodingKey::from_secret(&secret), &algorithms)
-                    .ok_or_else(|| {
-                        BuildError::Invalid("the HMAC secret fits no algorithm".into())
-                    })?;
-                Keys::Static(KeySet::new(vec![key]))
-            }
-            KeyMaterial::Pem(pem) => {
-                let key = keys::from_pem(&pem, &algorithms).map_err(BuildError::PublicKey)?;
-                algorithms = key.algorithms().collect();
-                Keys::Static(KeySet::new(vec![key]))
-            }
-            KeyMaterial::Jwks(url) => {
-                if algorithms.is_empty() {
-                    algorithms.push(Algorithm::RS256);
-                }
-                let timing = JwksTiming {
-                    refresh: config.jwks_refresh.get().max(Duration::from_secs(1)),
-                    cooldown: config.jwks_cooldown.get(),
-                    timeout: config.jwks_timeout.get(),
-                };
-                Keys::Jwks(Box::new(Jwks::new(url, algorithms.clone(), timing)?))
-            }
-        };
-        let policy = Policy {
-            algorithms,
-            issuers: config.issuer.clone(),
-            audiences: config.audience.clone(),
-            leeway: config.leeway.get().as_secs(),
-            required_claims: config.required_claims.clone(),
-            roles_claim: config.roles_claim.clone(),
-            forward: config.forward.0.clone(),
-        };
-        let retry_secs = config.jwks_cooldown.get().as_secs().max(1);
-        Ok(Self {
+    /// Puts parts together that are already checked (the config path and the builder both
+    /// check and convert their settings first, so the runtime never sees config types).
+    pub(crate) fn new(
+        policy: Policy,
+        keys: Keys,
+        cache: TokenCache,
+        sources: TokenSources,
+        challenges: Challenges,
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 policy,
                 keys,
-                cache: TokenCache::new(config.cache_size),
-                sources: TokenSources {
-                    cookie: config.from_cookie.as_deref().map(Into::into),
-                    query: config.from_query.as_deref().map(Into::into),
-                },
-                challenges: challenges(&config.realm),
-                retry_after: HeaderValue::from(retry_secs),
+                cache,
+                sources,
+                challenges,
             }),
-        })
+        }
     }
 
     /// Verifies a token (from any source) and returns the caller's identity; with a JWKS
@@ -301,7 +157,7 @@ impl Authenticator {
             return Check::Valid(hit);
         }
         let Ok(token) = std::str::from_utf8(token) else {
-            return Check::Invalid(AuthFailure::Malformed);
+            return Check::Invalid(AuthFailure::MalformedToken);
         };
         let outcome = match &inner.keys {
             Keys::Static(keys) => verify(token, keys, &inner.policy, now),
@@ -386,12 +242,7 @@ impl Authenticator {
     }
 
     pub(crate) fn rejection(&self, failure: AuthFailure) -> Rejection {
-        Rejection {
-            failure,
-            challenge: self.inner.challenges[failure.index()].clone(),
-            retry_after: (failure == AuthFailure::KeysUnavailable)
-                .then(|| self.inner.retry_after.clone()),
-        }
+        self.inner.challenges.rejection(failure)
     }
 
     fn spawn_refresher(&self, jwks: &Jwks) -> bool {
@@ -443,23 +294,4 @@ async fn refresh_loop(authenticator: Weak<Inner>) {
             Err(_) => jwks.timing.cooldown.max(Duration::from_secs(1)),
         };
     }
-}
-
-/// The `WWW-Authenticate` challenge of each failure (RFC 6750 section 3).
-fn challenges(realm: &str) -> Box<[Option<HeaderValue>]> {
-    AuthFailure::ALL
-        .iter()
-        .map(|failure| {
-            let text = match (failure, failure.error_code()) {
-                (AuthFailure::KeysUnavailable, _) => return None,
-                (_, None) => format!("Bearer realm=\"{realm}\""),
-                (_, Some(code)) => format!(
-                    "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{}\"",
-                    failure.description()
-                ),
-            };
-            // The realm was checked to be printable ASCII without quotes.
-            HeaderValue::try_from(text).ok()
-        })
-        .collect()
 }

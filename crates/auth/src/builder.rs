@@ -4,9 +4,18 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
-use crate::authenticator::{Authenticator, KeyMaterial};
+use crate::assemble::assemble;
+use crate::authenticator::Authenticator;
 use crate::config::{self, Forward, JwtConfig};
 use crate::error::{BuildError, ConfigError};
+use crate::keys::KeyMaterial;
+
+impl Authenticator {
+    /// A builder for use without a config file.
+    pub fn builder() -> AuthenticatorBuilder {
+        AuthenticatorBuilder::default()
+    }
+}
 
 /// Builds an [`Authenticator`] in code; every setting defaults as in [`JwtConfig`].
 ///
@@ -96,14 +105,14 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// Also takes the token from this cookie.
+    /// Also accepts the token in this cookie (a request may carry only one token).
     #[must_use]
     pub fn token_from_cookie(mut self, name: impl Into<String>) -> Self {
         self.config.from_cookie = Some(name.into());
         self
     }
 
-    /// Also takes the token from this query parameter.
+    /// Also accepts the token in this query parameter (a request may carry only one token).
     #[must_use]
     pub fn token_from_query(mut self, name: impl Into<String>) -> Self {
         self.config.from_query = Some(name.into());
@@ -188,6 +197,6 @@ impl AuthenticatorBuilder {
         if self.config.jwks_timeout.get().is_zero() {
             return Err(ConfigError::invalid("jwks_timeout", "must be more than 0s").into());
         }
-        Authenticator::build(&self.config, key)
+        assemble(&self.config, key)
     }
 }

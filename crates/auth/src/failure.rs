@@ -23,8 +23,15 @@ use http::StatusCode;
 pub enum AuthFailure {
     /// No bearer token in the request (401, no error code, per RFC 6750 section 3.1).
     MissingToken,
-    /// The `Authorization` header or the token is not well formed (401 `invalid_request`).
+    /// The request's bearer credentials are malformed or ambiguous (401 `invalid_request`):
+    /// an `Authorization: Bearer` header that is not `Bearer <b64token>`, several
+    /// `Authorization` headers, or a token in more than one place (header, cookie, query
+    /// parameter, or the same cookie or parameter twice).
     Malformed,
+    /// A token is present but is not a well-formed JWS: not three base64url parts, a header
+    /// or claims that are not JSON objects, or an unsupported critical header (401
+    /// `invalid_token`).
+    MalformedToken,
     /// `exp` is in the past, beyond the leeway (401 `invalid_token`).
     Expired,
     /// `nbf` is in the future, beyond the leeway (401 `invalid_token`).
@@ -51,9 +58,10 @@ pub enum AuthFailure {
 
 impl AuthFailure {
     /// Every reason, e.g. to pre-register metric label values.
-    pub const ALL: [AuthFailure; 13] = [
+    pub const ALL: [AuthFailure; 14] = [
         Self::MissingToken,
         Self::Malformed,
+        Self::MalformedToken,
         Self::Expired,
         Self::NotYetValid,
         Self::BadSignature,
@@ -72,6 +80,7 @@ impl AuthFailure {
         match self {
             Self::MissingToken => "missing_token",
             Self::Malformed => "malformed",
+            Self::MalformedToken => "malformed_token",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::BadSignature => "bad_signature",
@@ -100,7 +109,8 @@ impl AuthFailure {
     pub const fn description(self) -> &'static str {
         match self {
             Self::MissingToken => "no bearer token in the request",
-            Self::Malformed => "the bearer token or the Authorization header is malformed",
+            Self::Malformed => "the bearer credentials in the request are malformed or ambiguous",
+            Self::MalformedToken => "the bearer token is malformed",
             Self::Expired => "the token has expired",
             Self::NotYetValid => "the token is not valid yet",
             Self::BadSignature => "the token signature is invalid",
@@ -119,6 +129,8 @@ impl AuthFailure {
     pub(crate) const fn error_code(self) -> Option<&'static str> {
         match self {
             Self::MissingToken | Self::KeysUnavailable => None,
+            // RFC 6750 section 3.1: `invalid_request` is about the request; a token that is
+            // there but unreadable is an `invalid_token` like any other bad token.
             Self::Malformed => Some("invalid_request"),
             Self::InsufficientRole => Some("insufficient_scope"),
             _ => Some("invalid_token"),
@@ -158,6 +170,10 @@ mod tests {
         assert_eq!(AuthFailure::MissingToken.status(), 401);
         assert_eq!(AuthFailure::MissingToken.error_code(), None);
         assert_eq!(AuthFailure::Malformed.error_code(), Some("invalid_request"));
+        assert_eq!(
+            AuthFailure::MalformedToken.error_code(),
+            Some("invalid_token")
+        );
         assert_eq!(AuthFailure::Expired.error_code(), Some("invalid_token"));
         assert_eq!(AuthFailure::InsufficientRole.status(), 403);
         assert_eq!(

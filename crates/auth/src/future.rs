@@ -10,9 +10,9 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::authenticator::{Authenticator, Rejection};
+use crate::authenticator::Authenticator;
 use crate::failure::AuthFailure;
-use crate::service::has_role;
+use crate::rejection::Rejection;
 use crate::verify::Verified;
 
 /// The JWKS fetch a request with an unknown `kid` waits for. Boxed: it is off the hot path.
@@ -104,7 +104,7 @@ where
                         roles,
                     } = pending.take().expect("polled after completion");
                     let next = match result {
-                        Ok(verified) if has_role(&verified, &roles) => {
+                        Ok(verified) if verified.has_role(&roles) => {
                             auth.admit(&mut request, &verified);
                             State::Inner {
                                 fut: service.call(request),

@@ -10,6 +10,16 @@ use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
 
+/// Where the keys come from, loaded (read from the environment or a file, not parsed yet).
+pub(crate) enum KeyMaterial {
+    /// An HMAC secret and the field it came from (for error messages).
+    Secret(Vec<u8>, &'static str),
+    /// A PEM public key.
+    Pem(Vec<u8>),
+    /// A JWKS endpoint (fetched later).
+    Jwks(http::Uri),
+}
+
 /// One algorithm's verifier for one key.
 pub(crate) enum Verifier {
     /// Boxed: an HMAC key holds precomputed hash states (over 1 KiB).

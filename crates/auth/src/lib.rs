@@ -8,7 +8,8 @@
 //! with a mode ([`AuthMode`]) and optional roles; the service
 //!
 //! - always strips client-sent copies of the forwarded identity headers,
-//! - takes the token from `Authorization: Bearer`, or a configured cookie or query parameter,
+//! - takes the token from `Authorization: Bearer`, or a configured cookie or query parameter
+//!   (from exactly one of them: a token in two places is refused as ambiguous),
 //! - on success inserts [`gateway_core::Identity`] into the request extensions and sets the
 //!   forwarded headers (default `X-User-ID` <- `user_id` or `sub`, `X-User-Role` <- `role`),
 //! - otherwise answers 401/403 (RFC 6750 `WWW-Authenticate`) or 503 with a problem+json
@@ -51,17 +52,20 @@
 //! # });
 //! ```
 
+mod assemble;
 mod authenticator;
 mod builder;
 mod cache;
 pub mod config;
 pub mod error;
 mod failure;
+mod from_config;
 mod future;
 mod jwks;
 mod keys;
 mod layer;
 mod mint;
+mod rejection;
 mod service;
 mod token;
 mod verify;

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::config::JwtConfig;
 use crate::error::{BuildError, MintError};
+use crate::from_config::read_secret;
 use crate::verify::unix_now;
 
 /// Signs `claims` with HS256, adding `iat`, `exp` (now + `ttl`) and, unless `claims` set
@@ -41,22 +42,7 @@ pub fn mint_for_config(
     claims: Map<String, Value>,
     ttl: Duration,
 ) -> Result<String, MintError> {
-    let secret = match (&config.secret_env, &config.secret_file) {
-        (Some(var), _) => std::env::var(var)
-            .map_err(|_| BuildError::SecretEnvMissing(var.clone()))?
-            .into_bytes(),
-        (None, Some(path)) => {
-            let mut secret = std::fs::read(path).map_err(|source| BuildError::SecretFile {
-                path: path.clone(),
-                source,
-            })?;
-            while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                secret.pop();
-            }
-            secret
-        }
-        (None, None) => return Err(MintError::NotHmac),
-    };
+    let (secret, _) = read_secret(config)?.ok_or(MintError::NotHmac)?;
     let algorithm = match config.algorithms.first() {
         None => Algorithm::HS256,
         Some(alg) if alg.family() == AlgorithmFamily::Hmac => *alg,

@@ -11,7 +11,7 @@ use crate::authenticator::{Authenticator, Check};
 use crate::config::AuthMode;
 use crate::failure::AuthFailure;
 use crate::future::{Pending, ResponseFuture};
-use crate::token::Found;
+use crate::token::{Found, Source, is_b64token};
 use crate::verify::Verified;
 
 /// The service built by [`JwtAuthLayer`](crate::JwtAuthLayer).
@@ -53,11 +53,6 @@ impl<S> JwtAuth<S> {
     }
 }
 
-/// Whether a verified caller may use a route restricted to `roles`.
-pub(crate) fn has_role(verified: &Verified, roles: &[Box<str>]) -> bool {
-    roles.is_empty() || verified.roles.iter().any(|role| roles.contains(role))
-}
-
 enum Step {
     Admit(Arc<Verified>),
     Reject(AuthFailure),
@@ -96,15 +91,21 @@ where
             }
             Found::Missing => Step::Reject(AuthFailure::MissingToken),
             Found::Malformed => Step::Reject(AuthFailure::Malformed),
-            Found::Token(token) => match self.auth.check(token) {
+            Found::Token(token, source) => match self.auth.check(token) {
                 Check::Valid(verified) => Step::Admit(verified),
+                // Verified tokens are always b64tokens, so the header's syntax needs checking
+                // only now, off the hot path, to answer a garbled header as a malformed
+                // request (before any wait for keys) rather than as a bad token.
+                _ if source == Source::Header && !is_b64token(token) => {
+                    Step::Reject(AuthFailure::Malformed)
+                }
                 Check::Invalid(failure) => Step::Reject(failure),
                 Check::NeedKeys => Step::Wait(token.to_vec()),
             },
         };
         match step {
             Step::Admit(verified) => {
-                if !has_role(&verified, &self.roles) {
+                if !verified.has_role(&self.roles) {
                     return ResponseFuture::reject(
                         self.auth.rejection(AuthFailure::InsufficientRole),
                     );

@@ -45,6 +45,13 @@ pub(crate) struct Verified {
     pub(crate) expires_at: u64,
 }
 
+impl Verified {
+    /// Whether the caller may use a route restricted to `roles` (empty: any caller).
+    pub(crate) fn has_role(&self, roles: &[Box<str>]) -> bool {
+        roles.is_empty() || self.roles.iter().any(|role| roles.contains(role))
+    }
+}
+
 /// The result of checking a token against the current keys.
 pub(crate) enum Outcome {
     Valid(Verified),
@@ -86,25 +93,25 @@ fn decode<'b>(input: &str, stack: &'b mut [u8], heap: &'b mut Vec<u8>) -> Option
 /// Verifies `token` with `keys` under `policy` at time `now`.
 pub(crate) fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Outcome {
     if !is_compact_jws(token) {
-        return Outcome::Invalid(AuthFailure::Malformed);
+        return Outcome::Invalid(AuthFailure::MalformedToken);
     }
     // Three segments are guaranteed by the syntax check.
     let Some((signing_input, signature_b64)) = token.rsplit_once('.') else {
-        return Outcome::Invalid(AuthFailure::Malformed);
+        return Outcome::Invalid(AuthFailure::MalformedToken);
     };
     let Some((header_b64, payload_b64)) = signing_input.split_once('.') else {
-        return Outcome::Invalid(AuthFailure::Malformed);
+        return Outcome::Invalid(AuthFailure::MalformedToken);
     };
 
     let (mut stack, mut heap) = ([0u8; 512], Vec::new());
     let Some(header_json) = decode(header_b64, &mut stack, &mut heap) else {
-        return Outcome::Invalid(AuthFailure::Malformed);
+        return Outcome::Invalid(AuthFailure::MalformedToken);
     };
     let Ok(header) = serde_json::from_slice::<Header<'_>>(header_json) else {
-        return Outcome::Invalid(AuthFailure::Malformed);
+        return Outcome::Invalid(AuthFailure::MalformedToken);
     };
     if header.crit.is_some() {
-        return Outcome::Invalid(AuthFailure::Malformed);
+        return Outcome::Invalid(AuthFailure::MalformedToken);
     }
     // `none`, unknown names and algorithms outside the list all end here.
     let alg = match header.alg.parse::<Algorithm>() {
@@ -127,10 +134,10 @@ pub(crate) fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> O
 
     let (mut stack, mut heap) = ([0u8; 2048], Vec::new());
     let Some(payload) = decode(payload_b64, &mut stack, &mut heap) else {
-        return Outcome::Invalid(AuthFailure::Malformed);
+        return Outcome::Invalid(AuthFailure::MalformedToken);
     };
     let Ok(claims) = serde_json::from_slice::<Map<String, Value>>(payload) else {
-        return Outcome::Invalid(AuthFailure::Malformed);
+        return Outcome::Invalid(AuthFailure::MalformedToken);
     };
     match validate_claims(&claims, policy, now) {
         Ok(expires_at) => Outcome::Valid(verified(claims, policy, expires_at)),

@@ -209,7 +209,7 @@ async fn no_keys_yet_means_503_with_retry_after() {
     let (code, reason, _) = status(&auth, "not-a-token").await;
     assert_eq!(
         (code, reason),
-        (StatusCode::UNAUTHORIZED, Some(AuthFailure::Malformed))
+        (StatusCode::UNAUTHORIZED, Some(AuthFailure::MalformedToken))
     );
 }
 

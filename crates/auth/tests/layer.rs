@@ -129,7 +129,7 @@ async fn malformed_header_and_invalid_token_challenges() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         response.headers()["www-authenticate"],
-        "Bearer realm=\"gateway\", error=\"invalid_request\", error_description=\"the bearer token or the Authorization header is malformed\""
+        "Bearer realm=\"gateway\", error=\"invalid_request\", error_description=\"the bearer credentials in the request are malformed or ambiguous\""
     );
     assert_eq!(failure(&response), Some(AuthFailure::Malformed));
 
@@ -213,7 +213,7 @@ async fn optional_mode() {
 
     let (status, response) = call(&layer, request(Some("not.a.token"), false)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(failure(&response), Some(AuthFailure::Malformed));
+    assert_eq!(failure(&response), Some(AuthFailure::MalformedToken));
 }
 
 #[tokio::test]

@@ -255,7 +255,7 @@ async fn header_oddities() {
         json!({"crit": ["exp"], "exp": 1}),
         &payload,
     );
-    assert_eq!(result(&auth, &crit).await, Err(AuthFailure::Malformed));
+    assert_eq!(result(&auth, &crit).await, Err(AuthFailure::MalformedToken));
 
     // A header naming `alg` twice (parsers disagree on which wins) is malformed.
     let header = b64(br#"{"alg":"HS256","alg":"none"}"#);
@@ -265,7 +265,10 @@ async fn header_oddities() {
         input.as_bytes(),
     );
     let token = format!("{input}.{}", b64(tag.as_ref()));
-    assert_eq!(result(&auth, &token).await, Err(AuthFailure::Malformed));
+    assert_eq!(
+        result(&auth, &token).await,
+        Err(AuthFailure::MalformedToken)
+    );
 }
 
 #[tokio::test]
@@ -287,7 +290,7 @@ async fn malformed_tokens() {
     ] {
         assert_eq!(
             result(&auth, &token).await,
-            Err(AuthFailure::Malformed),
+            Err(AuthFailure::MalformedToken),
             "{token}"
         );
     }

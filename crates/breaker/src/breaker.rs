@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::classify::FailureStatus;
-use crate::config::{BreakerConfig, ConfigError, Policy};
-use crate::state::{BreakerState, MAX_STREAK, Word};
+use crate::policy::{MAX_STREAK, Policy};
+use crate::state::{BreakerState, Word};
+use crate::status::FailureStatus;
 use crate::striped::{Padded, stripe_count, this_thread_stripe};
 use crate::window::Window;
 
@@ -18,12 +18,12 @@ const PROBE_BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// A circuit breaker shared by every route to one service: cloning shares the state.
 ///
-/// Create one per upstream and give a clone to each [`CircuitBreakerLayer`] in front of it.
+/// Create one per upstream and give a clone to each [`BreakerLayer`] in front of it.
 /// It can also guard calls that are not tower services, with [`try_acquire`](Self::try_acquire).
 ///
 /// Time is read from [`tokio::time::Instant`], so tests can drive it with tokio's paused clock.
 ///
-/// [`CircuitBreakerLayer`]: crate::CircuitBreakerLayer
+/// [`BreakerLayer`]: crate::BreakerLayer
 #[derive(Clone)]
 pub struct CircuitBreaker {
     handles: Arc<Handles>,
@@ -120,18 +120,9 @@ enum Outcome {
 }
 
 impl CircuitBreaker {
-    /// A breaker with the given settings.
-    pub fn new(config: BreakerConfig) -> Result<Self, ConfigError> {
-        Self::build(None, config)
-    }
-
-    /// A breaker whose transitions are logged under `name` (the upstream's name).
-    pub fn named(name: impl Into<Box<str>>, config: BreakerConfig) -> Result<Self, ConfigError> {
-        Self::build(Some(name.into()), config)
-    }
-
-    fn build(name: Option<Box<str>>, config: BreakerConfig) -> Result<Self, ConfigError> {
-        let policy = config.policy()?;
+    /// A breaker running `policy`; [`new`](Self::new) and [`named`](Self::named) make one from
+    /// a config.
+    pub(crate) fn with_policy(name: Option<Box<str>>, policy: Policy) -> Self {
         let shared = Shared {
             word: Padded(AtomicU64::new(Word::INITIAL.bits())),
             counters: Padded(Counters::default()),
@@ -144,9 +135,9 @@ impl CircuitBreaker {
         let lanes = (0..stripe_count())
             .map(|_| Arc::new(Padded(shared.clone())))
             .collect();
-        Ok(Self {
+        Self {
             handles: Arc::new(Handles { shared, lanes }),
-        })
+        }
     }
 
     fn shared(&self) -> &Shared {

@@ -18,7 +18,7 @@ use crate::classify::ClassifyResponse;
 use crate::state::BreakerState;
 
 pin_project! {
-    /// The response future of [`CircuitBreakerService`](crate::CircuitBreakerService).
+    /// The response future of [`Breaker`](crate::Breaker).
     ///
     /// It holds the call's [`Permit`]: dropping the future before the response arrives frees a
     /// half-open probe slot without counting a success or a failure.

@@ -3,20 +3,20 @@
 use tower_layer::Layer;
 
 use crate::breaker::CircuitBreaker;
-use crate::classify::FailureStatus;
-use crate::service::CircuitBreakerService;
+use crate::service::Breaker;
+use crate::status::FailureStatus;
 
-/// Puts a shared [`CircuitBreaker`] in front of a service.
+/// Puts a shared [`CircuitBreaker`] in front of a service; see [`Breaker`].
 ///
 /// Every service the layer wraps shares the one breaker, so give all routes to an upstream
 /// layers built from clones of that upstream's breaker.
 #[derive(Clone, Debug)]
-pub struct CircuitBreakerLayer<C = FailureStatus> {
+pub struct BreakerLayer<C = FailureStatus> {
     breaker: CircuitBreaker,
     classifier: C,
 }
 
-impl CircuitBreakerLayer {
+impl BreakerLayer {
     /// A layer counting the breaker's configured failure statuses (default: any 5xx) as
     /// failures, besides errors and [`UpstreamFailure`](gateway_core::UpstreamFailure)
     /// responses.
@@ -29,15 +29,15 @@ impl CircuitBreakerLayer {
     }
 }
 
-impl<C> CircuitBreakerLayer<C> {
+impl<C> BreakerLayer<C> {
     /// Decides with `classifier` which responses count as failures, instead of by status.
     ///
     /// Errors and [`UpstreamFailure`](gateway_core::UpstreamFailure) responses still count.
     /// A classifier is any [`ClassifyResponse`](crate::ClassifyResponse), such as a
     /// `Fn(&Response<B>) -> bool` closure.
     #[must_use]
-    pub fn classify_with<D>(self, classifier: D) -> CircuitBreakerLayer<D> {
-        CircuitBreakerLayer {
+    pub fn classify_with<D>(self, classifier: D) -> BreakerLayer<D> {
+        BreakerLayer {
             breaker: self.breaker,
             classifier,
         }
@@ -49,10 +49,10 @@ impl<C> CircuitBreakerLayer<C> {
     }
 }
 
-impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
-    type Service = CircuitBreakerService<S, C>;
+impl<S, C: Clone> Layer<S> for BreakerLayer<C> {
+    type Service = Breaker<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreakerService::with_classifier(inner, self.breaker.clone(), self.classifier.clone())
+        Breaker::with_classifier(inner, self.breaker.clone(), self.classifier.clone())
     }
 }

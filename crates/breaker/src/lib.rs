@@ -2,7 +2,7 @@
 //! recover.
 //!
 //! A [`CircuitBreaker`] is created once per upstream and shared (clone it) by every
-//! [`CircuitBreakerLayer`] in front of that upstream. It is:
+//! [`BreakerLayer`] in front of that upstream. It is:
 //!
 //! - **closed**: requests flow; failures are counted. `failure_threshold` consecutive
 //!   failures, or (optionally) a `failure_rate` over a sliding `window` of at least
@@ -27,7 +27,7 @@
 //! ```
 //! use std::convert::Infallible;
 //! use bytes::Bytes;
-//! use gateway_breaker::{BreakerConfig, BreakerRejected, BreakerState, CircuitBreaker, CircuitBreakerLayer};
+//! use gateway_breaker::{BreakerConfig, BreakerLayer, BreakerRejected, BreakerState, CircuitBreaker};
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
@@ -48,7 +48,7 @@
 //!     Ok::<_, Infallible>(response)
 //! });
 //! let service = ServiceBuilder::new()
-//!     .layer(CircuitBreakerLayer::new(breaker.clone()))
+//!     .layer(BreakerLayer::new(breaker.clone()))
 //!     .service(upstream);
 //!
 //! for _ in 0..2 {
@@ -71,15 +71,26 @@ mod classify;
 pub mod config;
 mod future;
 mod layer;
+mod policy;
 mod service;
 mod state;
+mod status;
 mod striped;
 mod window;
 
 pub use breaker::{BreakerMetrics, BreakerRejected, CircuitBreaker, Permit};
-pub use classify::{ClassifyResponse, FailureStatus, NotAnErrorStatus};
+pub use classify::ClassifyResponse;
 pub use config::{BreakerConfig, ConfigError};
 pub use future::ResponseFuture;
-pub use layer::CircuitBreakerLayer;
-pub use service::CircuitBreakerService;
+pub use layer::BreakerLayer;
+pub use service::Breaker;
 pub use state::BreakerState;
+pub use status::{FailureStatus, NotAnErrorStatus};
+
+/// The old name of [`BreakerLayer`].
+#[deprecated(note = "renamed to `BreakerLayer`")]
+pub type CircuitBreakerLayer<C = FailureStatus> = BreakerLayer<C>;
+
+/// The old name of [`Breaker`], the service of [`BreakerLayer`].
+#[deprecated(note = "renamed to `Breaker`")]
+pub type CircuitBreakerService<S, C = FailureStatus> = Breaker<S, C>;

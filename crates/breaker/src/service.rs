@@ -7,24 +7,25 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::breaker::CircuitBreaker;
-use crate::classify::{ClassifyResponse, FailureStatus};
+use crate::classify::ClassifyResponse;
 use crate::future::ResponseFuture;
+use crate::status::FailureStatus;
 
 /// Sends requests to the inner service while the circuit lets them through, and answers
 /// 503 itself (problem+json, `Retry-After`) while it does not. Built by
-/// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
+/// [`BreakerLayer`](crate::BreakerLayer).
 ///
 /// Each response is classified when its headers arrive: an error of the inner service, a
 /// response marked [`UpstreamFailure`](gateway_core::UpstreamFailure), or one the classifier
 /// `C` calls a failure counts as a failure; anything else as a success.
 #[derive(Clone, Debug)]
-pub struct CircuitBreakerService<S, C = FailureStatus> {
+pub struct Breaker<S, C = FailureStatus> {
     inner: S,
     breaker: CircuitBreaker,
     classifier: C,
 }
 
-impl<S> CircuitBreakerService<S> {
+impl<S> Breaker<S> {
     /// Guards `inner` with `breaker`, counting the breaker's failure statuses as failures.
     pub fn new(inner: S, breaker: CircuitBreaker) -> Self {
         let classifier = breaker.failure_status();
@@ -32,7 +33,7 @@ impl<S> CircuitBreakerService<S> {
     }
 }
 
-impl<S, C> CircuitBreakerService<S, C> {
+impl<S, C> Breaker<S, C> {
     /// Guards `inner` with `breaker`, asking `classifier` which responses are failures.
     pub fn with_classifier(inner: S, breaker: CircuitBreaker, classifier: C) -> Self {
         Self {
@@ -58,7 +59,7 @@ impl<S, C> CircuitBreakerService<S, C> {
     }
 }
 
-impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for CircuitBreakerService<S, C>
+impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for Breaker<S, C>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     C: ClassifyResponse<ResBody> + Clone,

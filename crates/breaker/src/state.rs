@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+use crate::policy::MAX_STREAK;
+
 /// The state of a circuit breaker, for readiness checks and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BreakerState {
@@ -56,8 +58,8 @@ const GEN_MASK: u64 = (1 << GEN_BITS) - 1;
 
 const STREAK_SHIFT: u32 = GEN_SHIFT + GEN_BITS;
 const STREAK_BITS: u32 = 6;
-/// The most reopenings the word can count; growth stops there.
-pub(crate) const MAX_STREAK: u64 = (1 << STREAK_BITS) - 1;
+// The policy's cap on reopenings is what these bits can count.
+const _: () = assert!(MAX_STREAK == (1 << STREAK_BITS) - 1);
 
 const PAYLOAD_SHIFT: u32 = STREAK_SHIFT + STREAK_BITS;
 /// The largest closed-state failure count or open-state deadline (ms: 139 years).

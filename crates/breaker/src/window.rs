@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::RatePolicy;
+use crate::policy::RatePolicy;
 use crate::striped::{Padded, stripe_count, this_thread_stripe};
 
 /// Buckets per window: the window slides by a tenth of its length.

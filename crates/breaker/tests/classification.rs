@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Body, Script, ScriptError, Scripted, guarded, request, status};
-use gateway_breaker::{BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakerLayer};
+use gateway_breaker::{BreakerConfig, BreakerLayer, BreakerState, CircuitBreaker};
 use http::{Response, StatusCode};
 use tower::{Layer, ServiceExt};
 
@@ -78,7 +78,7 @@ async fn errors_count_and_pass_through_unchanged() {
 async fn a_custom_classifier_decides_for_responses_but_not_for_upstream_failures() {
     let breaker = CircuitBreaker::new(BreakerConfig::default().failure_threshold(2)).unwrap();
     let upstream = Scripted::default();
-    let service = CircuitBreakerLayer::new(breaker.clone())
+    let service = BreakerLayer::new(breaker.clone())
         .classify_with(|response: &Response<Body>| response.status() == StatusCode::NOT_FOUND)
         .layer(upstream.service());
 

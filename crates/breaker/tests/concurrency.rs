@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Script, assert_refused, guarded, request, status};
-use gateway_breaker::{BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakerLayer};
+use gateway_breaker::{BreakerConfig, BreakerLayer, BreakerState, CircuitBreaker};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tokio::sync::{Semaphore, mpsc};
@@ -114,7 +114,7 @@ fn many_tasks_on_a_multi_thread_runtime_get_exactly_the_probe_slots() {
             }
         }
     });
-    let service = CircuitBreakerLayer::new(breaker.clone()).layer(upstream);
+    let service = BreakerLayer::new(breaker.clone()).layer(upstream);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)

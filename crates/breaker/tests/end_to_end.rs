@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::routing::get;
 use bytes::Bytes;
 use common::Watchdog;
-use gateway_breaker::{BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakerLayer};
+use gateway_breaker::{BreakerConfig, BreakerLayer, BreakerState, CircuitBreaker};
 use gateway_core::UpstreamFailure;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
@@ -175,16 +175,16 @@ async fn a_failing_upstream_is_cut_off_while_open_and_back_once_healed() {
                  request: Request<Body>| { forward(client, addr, request) },
             ),
         )
-        .route_layer(CircuitBreakerLayer::new(orders_breaker.clone()))
+        .route_layer(BreakerLayer::new(orders_breaker.clone()))
         .with_state((proxy_client, orders.addr));
     let router = Router::new()
         .route_service(
             "/users",
-            CircuitBreakerLayer::new(users_breaker.clone()).layer(users_route.clone()),
+            BreakerLayer::new(users_breaker.clone()).layer(users_route.clone()),
         )
         .route_service(
             "/users/me",
-            CircuitBreakerLayer::new(users_breaker.clone()).layer(users_route),
+            BreakerLayer::new(users_breaker.clone()).layer(users_route),
         )
         .merge(orders_router);
     let client = Client2Gateway {
@@ -269,7 +269,7 @@ async fn an_unreachable_upstream_trips_the_breaker_even_when_no_status_counts() 
             "/",
             get(move |request: Request<Body>| forward(proxy_client.clone(), dead, request)),
         )
-        .route_layer(CircuitBreakerLayer::new(breaker.clone()));
+        .route_layer(BreakerLayer::new(breaker.clone()));
     let client = Client2Gateway {
         client: http_client(),
         gateway: serve(router).await,

@@ -1,7 +1,7 @@
 //! Who the client is: the TCP peer, the trusted proxies in front of the gateway, and the
 //! client IP resolved from both.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -20,7 +20,7 @@ const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwa
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// The client's IP address, resolved through trusted proxies by [`ClientIpLayer`].
+/// The client's IP address, resolved through trusted proxies by [`ResolveClientIpLayer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ClientIp(pub IpAddr);
 
@@ -78,7 +78,8 @@ impl TrustedProxies {
 
     /// Whether an address belongs to a trusted network.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        // An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is the IPv4 address it maps.
+        let ip = ip.to_canonical();
         self.networks.iter().any(|net| net.contains(&ip))
     }
 
@@ -93,7 +94,7 @@ impl TrustedProxies {
     /// that is not a trusted proxy is the client; an entry that does not parse stops the walk
     /// (the last trusted hop is then the client). An untrusted peer is the client.
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let peer = canonical(peer);
+        let peer = peer.to_canonical();
         if !self.is_trusted(peer) {
             return peer;
         }
@@ -133,60 +134,58 @@ fn parse_network(s: &str) -> Result<IpNet, InvalidNetwork> {
         .map_err(|_| InvalidNetwork(s.to_owned()))
 }
 
-/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is the IPv4 address it maps.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    }
-}
-
 /// One `X-Forwarded-For` entry: an address, optionally bracketed or with a port.
 fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
     let entry = entry.trim();
     if let Ok(ip) = entry.parse::<IpAddr>() {
-        return Some(canonical(ip));
+        return Some(ip.to_canonical());
+    }
+    if let Some(bracketed) = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']')) {
+        return bracketed
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|ip| IpAddr::V6(ip).to_canonical());
     }
     entry
         .parse::<SocketAddr>()
         .ok()
-        .map(|addr| canonical(addr.ip()))
+        .map(|addr| addr.ip().to_canonical())
 }
 
 /// A layer that resolves the client IP of each request and stores it as [`ClientIp`].
 ///
 /// Requests without a [`PeerAddr`] extension pass through unchanged.
 #[derive(Clone, Debug, Default)]
-pub struct ClientIpLayer {
+pub struct ResolveClientIpLayer {
     trusted: TrustedProxies,
 }
 
-impl ClientIpLayer {
+impl ResolveClientIpLayer {
     /// Resolves client IPs through the given trusted proxies.
     pub fn new(trusted: TrustedProxies) -> Self {
         Self { trusted }
     }
 }
 
-impl<S> Layer<S> for ClientIpLayer {
-    type Service = ClientIpService<S>;
+impl<S> Layer<S> for ResolveClientIpLayer {
+    type Service = ResolveClientIp<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ClientIpService {
+        ResolveClientIp {
             inner,
             trusted: self.trusted.clone(),
         }
     }
 }
 
-/// The service of [`ClientIpLayer`].
+/// The service of [`ResolveClientIpLayer`].
 #[derive(Clone, Debug)]
-pub struct ClientIpService<S> {
+pub struct ResolveClientIp<S> {
     inner: S,
     trusted: TrustedProxies,
 }
 
-impl<S, B> Service<Request<B>> for ClientIpService<S>
+impl<S, B> Service<Request<B>> for ResolveClientIp<S>
 where
     S: Service<Request<B>>,
 {
@@ -206,6 +205,14 @@ where
         self.inner.call(request)
     }
 }
+
+/// The old name of [`ResolveClientIpLayer`].
+#[deprecated(note = "renamed to `ResolveClientIpLayer`")]
+pub type ClientIpLayer = ResolveClientIpLayer;
+
+/// The old name of [`ResolveClientIp`].
+#[deprecated(note = "renamed to `ResolveClientIp`")]
+pub type ClientIpService<S> = ResolveClientIp<S>;
 
 #[cfg(test)]
 mod tests {
@@ -259,6 +266,13 @@ mod tests {
         assert!(trusted.is_trusted(ip("::ffff:127.0.0.1")));
         let h = headers(&["[2001:db8::1]:4711"]);
         assert_eq!(trusted.resolve(ip("127.0.0.1"), &h), ip("2001:db8::1"));
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_old_layer_and_service_names_still_work() {
+        let layer: ClientIpLayer = ClientIpLayer::new(TrustedProxies::none());
+        let _: ClientIpService<()> = layer.layer(());
     }
 
     #[test]

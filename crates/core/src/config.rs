@@ -37,10 +37,58 @@ impl FromStr for HumanDuration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if may_exceed_duration_max(s) {
+            return Err(format!("duration `{s}` is too large"));
+        }
         humantime::parse_duration(s.trim())
             .map(Self)
             .map_err(|e| format!("invalid duration `{s}` ({e}); write e.g. `50ms`, `30s`, `1m`"))
     }
+}
+
+/// Whether the numbers of `s` may add up to more than [`Duration::MAX`]: an upper bound, each
+/// number in the unit after it (a year when the unit is unknown), one more unit when it has
+/// a fraction. Whitespace is skipped, as humantime skips it inside numbers.
+///
+/// humantime 2.x panics (`overflow in Duration::new`) instead of failing when the seconds
+/// reach `u64::MAX` while the nanoseconds carry exactly one second (chronotope/humantime#66,
+/// e.g. `18446744073709551615s 1000ms`); a text whose total cannot exceed `Duration::MAX`
+/// never gets there, and one that may is too large anyway.
+fn may_exceed_duration_max(s: &str) -> bool {
+    const YEAR: u128 = 31_557_600_000_000_000;
+    let mut chars = s.chars().filter(|c| !c.is_whitespace()).peekable();
+    let mut bound: u128 = 0;
+    while chars.peek().is_some() {
+        let mut number: Option<u128> = None;
+        while let Some(digit) = chars.peek().and_then(|c| c.to_digit(10)) {
+            let n = number.unwrap_or(0);
+            number = Some(n.saturating_mul(10).saturating_add(digit.into()));
+            chars.next();
+        }
+        let fraction = chars.next_if_eq(&'.').is_some();
+        while chars.next_if(char::is_ascii_digit).is_some() {}
+        let unit: String = std::iter::from_fn(|| chars.next_if(|c| c.is_alphabetic())).collect();
+        if number.is_none() && !fraction && unit.is_empty() {
+            // Neither number nor unit (humantime rejects the character).
+            chars.next();
+            continue;
+        }
+        let nanos: u128 = match unit.as_str() {
+            "nanos" | "nsec" | "ns" => 1,
+            "usec" | "us" | "µs" => 1_000,
+            "millis" | "msec" | "ms" => 1_000_000,
+            "seconds" | "second" | "secs" | "sec" | "s" => 1_000_000_000,
+            "minutes" | "minute" | "min" | "mins" | "m" => 60_000_000_000,
+            "hours" | "hour" | "hr" | "hrs" | "h" => 3_600_000_000_000,
+            "days" | "day" | "d" => 86_400_000_000_000,
+            "weeks" | "week" | "wk" | "wks" | "w" => 604_800_000_000_000,
+            "months" | "month" | "M" => 2_630_016_000_000_000,
+            _ => YEAR,
+        };
+        let units = number.unwrap_or(0).saturating_add(u128::from(fraction));
+        bound = bound.saturating_add(units.saturating_mul(nanos));
+    }
+    bound > Duration::MAX.as_nanos()
 }
 
 impl fmt::Display for HumanDuration {

@@ -13,27 +13,26 @@
 //! println!("listening on {}", gateway.local_addr());
 //! gateway.shutdown();
 //! ```
+//!
+//! Where things are (`ARCHITECTURE.md` at the repository root has the whole map):
+//! - `config/`: the TOML shape, its defaults, the loader and the cross-section checks;
+//! - `serve/`: listeners, connections, graceful drain, TLS, the admin listener;
+//! - `route/`: path normalization, the route table, the dispatcher, each route's layer stack;
+//! - `observe/`: metrics, access log, trace context, span export, logging;
+//! - `runtime.rs`: start, reload and shutdown; `commands.rs`: `check` and `token`.
 
-pub mod access_log;
-pub mod admin;
+mod commands;
 pub mod config;
-pub mod connection;
-pub mod dispatch;
-pub mod drain;
-pub mod header_timer;
-pub mod logging;
-pub mod metrics;
-pub mod observe;
-#[cfg(feature = "otlp")]
-pub mod otlp;
-pub mod request_body;
-pub mod routing;
-pub mod runtime;
-pub mod server;
-pub mod stack;
-pub mod timed;
-pub mod tls;
-pub mod traceparent;
+mod observe;
+mod route;
+mod runtime;
+mod serve;
 
+pub use commands::{check, mint_token};
 pub use config::{Config, ConfigError};
+pub use observe::logging;
+#[cfg(feature = "otlp")]
+pub use observe::otlp::ExportError;
+pub use route::stack::BuildError;
 pub use runtime::{RunningGateway, StartError};
+pub use serve::tls::TlsError;

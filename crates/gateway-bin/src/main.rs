@@ -60,7 +60,7 @@ fn main() -> ExitCode {
 
 fn check(path: &Path) -> ExitCode {
     match Config::load(path) {
-        Ok(config) => match gateway_bin::stack::check(&config) {
+        Ok(config) => match gateway_bin::check(&config) {
             Ok(()) => {
                 println!(
                     "{}: ok ({} routes, {} upstreams)",
@@ -90,7 +90,7 @@ fn token(path: &Path, claims: &[String], ttl: Duration) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match gateway_bin::stack::mint_token(&config, claims, ttl) {
+    match gateway_bin::mint_token(&config, claims, ttl) {
         Ok(token) => {
             println!("{token}");
             ExitCode::SUCCESS

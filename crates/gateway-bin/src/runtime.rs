@@ -10,12 +10,12 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::admin::{self, AdminSource};
 use crate::config::{Config, ConfigError};
-use crate::connection::{ConnectionService, Current};
-use crate::metrics::{Registry, Snapshot};
-use crate::server::{self, ConnectionGauge, ConnectionLimits};
-use crate::stack::{self, BuildError, FrontService, Generation, Shared};
+use crate::observe::metrics::{Registry, Snapshot};
+use crate::route::stack::{self, BuildError, FrontService, Generation, Shared};
+use crate::serve::admin::{self, AdminSource};
+use crate::serve::connection::{ConnectionService, Current};
+use crate::serve::listener::{self, ConnectionGauge, ConnectionLimits};
 
 /// Why the gateway could not start or reload.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +143,74 @@ pub struct RunningGateway {
     grace: Duration,
 }
 
+impl ConnectionLimits {
+    /// The limits `[server]` sets.
+    fn of(config: &Config) -> Self {
+        Self {
+            header_read_timeout: config.server.header_read_timeout.get(),
+            max_header_size: usize::try_from(config.server.max_header_size.bytes())
+                .unwrap_or(usize::MAX),
+            max_headers: *config.server.max_headers.get_ref(),
+        }
+    }
+}
+
+/// One listening socket per worker on `[server].listen`, and the address they share.
+fn bind_public(config: &Config) -> Result<(Vec<std::net::TcpListener>, SocketAddr), StartError> {
+    let workers_count = config
+        .server
+        .workers
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
+    let listeners = listener::bind_reuseport(config.server.listen, workers_count).map_err(
+        io_error(format!("binding [server].listen {}", config.server.listen)),
+    )?;
+    let addr = listeners[0]
+        .local_addr()
+        .map_err(io_error("reading the listener address"))?;
+    Ok((listeners, addr))
+}
+
+/// Starts worker `index`: a thread with its own event loop serving `listener`.
+fn spawn_worker(
+    index: usize,
+    listener: std::net::TcpListener,
+    state: Arc<State>,
+    limits: ConnectionLimits,
+    stop_rx: watch::Receiver<bool>,
+    grace: Duration,
+) -> Result<thread::JoinHandle<()>, StartError> {
+    thread::Builder::new()
+        .name(format!("gateway-worker-{index}"))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "worker runtime failed to start");
+                    return;
+                }
+            };
+            let current = state.current.clone();
+            let for_tls = current.clone();
+            let make_service = move |peer, tls| ConnectionService::new(peer, tls, current.clone());
+            let tls = move || for_tls.load().tls.clone();
+            if let Err(error) = runtime.block_on(listener::serve(
+                listener,
+                limits,
+                state.gauge.clone(),
+                make_service,
+                tls,
+                stop_rx,
+                grace,
+            )) {
+                tracing::error!(%error, "worker stopped");
+            }
+        })
+        .map_err(io_error("starting a worker thread"))
+}
+
 impl RunningGateway {
     /// Builds the layers from `config`, binds the listeners and starts serving.
     ///
@@ -157,23 +225,15 @@ impl RunningGateway {
         let registry = Arc::new(Registry::default());
         let mut shared = Shared::default();
         let generation = control.block_on(stack::build(&config, &mut shared, &registry))?;
-        let workers_count = config
-            .server
-            .workers
-            .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
-        let listeners = server::bind_reuseport(config.server.listen, workers_count).map_err(
-            io_error(format!("binding [server].listen {}", config.server.listen)),
-        )?;
-        let addr = listeners[0]
-            .local_addr()
-            .map_err(io_error("reading the listener address"))?;
-        let admin_listener = match config.admin.listen {
-            Some(admin) => Some(
+        let (listeners, addr) = bind_public(&config)?;
+        let admin_listener = config
+            .admin
+            .listen
+            .map(|admin| {
                 std::net::TcpListener::bind(admin)
-                    .map_err(io_error(format!("binding [admin].listen {admin}")))?,
-            ),
-            None => None,
-        };
+                    .map_err(io_error(format!("binding [admin].listen {admin}")))
+            })
+            .transpose()?;
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
         let state = Arc::new(State {
@@ -191,51 +251,23 @@ impl RunningGateway {
             ready: false.into(),
         });
         let (stop, stop_rx) = watch::channel(false);
-        let limits = ConnectionLimits {
-            header_read_timeout: config.server.header_read_timeout.get(),
-            max_header_size: usize::try_from(config.server.max_header_size.bytes())
-                .unwrap_or(usize::MAX),
-            max_headers: *config.server.max_headers.get_ref(),
-        };
+        let limits = ConnectionLimits::of(&config);
         let grace = config.server.shutdown_grace.get();
 
-        let mut workers = Vec::with_capacity(listeners.len());
-        for (index, listener) in listeners.into_iter().enumerate() {
-            let state = state.clone();
-            let stop_rx = stop_rx.clone();
-            let worker = thread::Builder::new()
-                .name(format!("gateway-worker-{index}"))
-                .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(runtime) => runtime,
-                        Err(error) => {
-                            tracing::error!(%error, "worker runtime failed to start");
-                            return;
-                        }
-                    };
-                    let current = state.current.clone();
-                    let for_tls = current.clone();
-                    let make_service =
-                        move |peer, tls| ConnectionService::new(peer, tls, current.clone());
-                    let tls = move || for_tls.load().tls.clone();
-                    if let Err(error) = runtime.block_on(server::serve(
-                        listener,
-                        limits,
-                        state.gauge.clone(),
-                        make_service,
-                        tls,
-                        stop_rx,
-                        grace,
-                    )) {
-                        tracing::error!(%error, "worker stopped");
-                    }
-                })
-                .map_err(io_error("starting a worker thread"))?;
-            workers.push(worker);
-        }
+        let workers = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(index, listener)| {
+                spawn_worker(
+                    index,
+                    listener,
+                    state.clone(),
+                    limits,
+                    stop_rx.clone(),
+                    grace,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if let Some(listener) = admin_listener {
             let source: Arc<dyn AdminSource> = state.clone();
             let stop_rx = stop_rx.clone();

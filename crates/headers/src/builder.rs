@@ -4,10 +4,17 @@ use std::str::FromStr;
 
 use http::HeaderName;
 
-use crate::config::{ADD, HeaderRulesConfig, REMOVE, RENAME, SET, SET_IF_ABSENT};
 use crate::error::HeaderRulesError;
 use crate::rules::HeaderRules;
+use crate::spec::{ADD, REMOVE, RENAME, RuleSpec, SET, SET_IF_ABSENT};
 use crate::template::Template;
+
+impl HeaderRules {
+    /// Starts a rule set built in code rather than from config.
+    pub fn builder() -> HeaderRulesBuilder {
+        HeaderRulesBuilder::default()
+    }
+}
 
 /// Builds [`HeaderRules`] in code, with the same checks as the config.
 ///
@@ -22,7 +29,7 @@ use crate::template::Template;
 /// ```
 #[derive(Debug, Default)]
 pub struct HeaderRulesBuilder {
-    config: HeaderRulesConfig,
+    spec: RuleSpec,
     error: Option<HeaderRulesError>,
 }
 
@@ -31,7 +38,7 @@ impl HeaderRulesBuilder {
     #[must_use]
     pub fn set(mut self, name: &str, template: &str) -> Self {
         if let Some(rule) = self.templated(SET, name, template) {
-            self.config.set.push(rule);
+            self.spec.set.push(rule);
         }
         self
     }
@@ -40,7 +47,7 @@ impl HeaderRulesBuilder {
     #[must_use]
     pub fn set_if_absent(mut self, name: &str, template: &str) -> Self {
         if let Some(rule) = self.templated(SET_IF_ABSENT, name, template) {
-            self.config.set_if_absent.push(rule);
+            self.spec.set_if_absent.push(rule);
         }
         self
     }
@@ -49,7 +56,7 @@ impl HeaderRulesBuilder {
     #[must_use]
     pub fn add(mut self, name: &str, template: &str) -> Self {
         if let Some(rule) = self.templated(ADD, name, template) {
-            self.config.add.push(rule);
+            self.spec.add.push(rule);
         }
         self
     }
@@ -58,7 +65,7 @@ impl HeaderRulesBuilder {
     #[must_use]
     pub fn remove(mut self, name: &str) -> Self {
         if let Some(name) = self.name(REMOVE, name) {
-            self.config.remove.push(name);
+            self.spec.remove.push(name);
         }
         self
     }
@@ -67,7 +74,7 @@ impl HeaderRulesBuilder {
     #[must_use]
     pub fn rename(mut self, from: &str, to: &str) -> Self {
         if let (Some(from), Some(to)) = (self.name(RENAME, from), self.name(RENAME, to)) {
-            self.config.rename.push((from, to));
+            self.spec.rename.push((from, to));
         }
         self
     }
@@ -76,7 +83,7 @@ impl HeaderRulesBuilder {
     pub fn build(self) -> Result<HeaderRules, HeaderRulesError> {
         match self.error {
             Some(error) => Err(error),
-            None => self.config.build(),
+            None => HeaderRules::from_spec(&self.spec),
         }
     }
 

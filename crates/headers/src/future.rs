@@ -1,12 +1,11 @@
-//! The response futures of the layers: they edit the inner response's headers in place, so
-//! the body type stays the inner service's.
+//! The response future of the header rules: it edits the inner response's headers in place,
+//! so the body type stays the inner service's.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use gateway_core::RequestId;
-use http::{HeaderName, HeaderValue, Response};
+use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::rules::HeaderRules;
@@ -44,55 +43,6 @@ where
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(rules) = this.rules {
             rules.apply(response.headers_mut(), this.rendered);
-        }
-        Poll::Ready(Ok(response))
-    }
-}
-
-pin_project! {
-    /// The future of [`RequestIdService`](crate::RequestIdService): puts the request id on the
-    /// response.
-    pub struct RequestIdFuture<F> {
-        #[pin]
-        inner: F,
-        id: Option<HeaderValue>,
-        echo: Option<HeaderName>,
-        extension: bool,
-    }
-}
-
-impl<F> RequestIdFuture<F> {
-    pub(crate) fn new(
-        inner: F,
-        id: HeaderValue,
-        echo: Option<HeaderName>,
-        extension: bool,
-    ) -> Self {
-        Self {
-            inner,
-            id: Some(id),
-            echo,
-            extension,
-        }
-    }
-}
-
-impl<F, B, E> Future for RequestIdFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
-        if let Some(id) = this.id.take() {
-            if *this.extension {
-                response.extensions_mut().insert(RequestId(id.clone()));
-            }
-            if let Some(header) = this.echo.take() {
-                let _ = response.headers_mut().try_insert(header, id);
-            }
         }
         Poll::Ready(Ok(response))
     }

@@ -8,8 +8,8 @@
 //! - [`RequestHeadersLayer`] edits requests before the inner service; [`ResponseHeadersLayer`]
 //!   edits every response of the inner service, including the ones inner layers generate
 //!   (401, 404, 429, 502); [`HeadersLayer`] does both. None of them wraps the body.
-//! - [`RequestIdLayer`] keeps a trusted client's `X-Request-Id` or generates one, stores it as
-//!   [`gateway_core::RequestId`], forwards it upstream and returns it.
+//! - [`SetRequestIdLayer`] keeps a trusted client's `X-Request-Id` or generates one, stores it
+//!   as [`gateway_core::RequestId`], forwards it upstream and returns it.
 //! - [`config`]: the `serde` structs of `[routes.request_headers]`,
 //!   `[routes.response_headers]` and `[headers]`, validated while deserializing.
 //!
@@ -23,7 +23,7 @@
 //! including the 401/404/429/502 other layers generate; so a gateway splits them:
 //!
 //! ```text
-//! RequestIdLayer                          outermost: every request gets an id, every response echoes it
+//! SetRequestIdLayer                       outermost: every request gets an id, every response echoes it
 //!   ResponseHeadersLayer(global response) every response, the router's 404 included
 //!     router → per route:
 //!       ResponseHeadersLayer(route response)
@@ -42,7 +42,7 @@
 //! ```
 //! use std::convert::Infallible;
 //!
-//! use gateway_headers::{HeaderRules, HeadersLayer, RequestIdLayer};
+//! use gateway_headers::{HeaderRules, HeadersLayer, SetRequestIdLayer};
 //! use http::{Request, Response, StatusCode};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
@@ -57,7 +57,7 @@
 //! let response_rules = HeaderRules::builder().set("X-Gateway", "gateway").build().unwrap();
 //!
 //! let service = ServiceBuilder::new()
-//!     .layer(RequestIdLayer::new())
+//!     .layer(SetRequestIdLayer::new())
 //!     .layer(HeadersLayer::new().request(request_rules).response(response_rules))
 //!     .service(service_fn(|request: Request<String>| async move {
 //!         assert!(request.headers().get("cookie").is_none());
@@ -78,24 +78,33 @@ mod builder;
 pub mod config;
 mod error;
 mod future;
-mod generator;
 mod intern;
 mod layer;
 mod render;
 mod request_id;
 mod rules;
 mod service;
+mod slots;
+mod spec;
 pub mod template;
 
 pub use builder::HeaderRulesBuilder;
 pub use config::{GlobalHeaders, GlobalHeadersConfig, HeaderRulesConfig, RequestIdConfig};
 pub use error::HeaderRulesError;
-pub use future::{RequestIdFuture, ResponseFuture};
+pub use future::ResponseFuture;
 pub use layer::{HeadersLayer, RequestHeadersLayer, ResponseHeadersLayer};
 pub use request_id::{
-    DEFAULT_HEADER, DEFAULT_MAX_LENGTH, RequestIdLayer, RequestIdService, RequestIdStats,
-    TrustIncoming,
+    DEFAULT_HEADER, DEFAULT_MAX_LENGTH, RequestIdFuture, RequestIdStats, SetRequestId,
+    SetRequestIdLayer, TrustIncoming,
 };
 pub use rules::HeaderRules;
 pub use service::{Headers, RequestHeaders, ResponseHeaders};
 pub use template::{Template, TemplateError};
+
+/// The old name of [`SetRequestIdLayer`].
+#[deprecated(note = "renamed to `SetRequestIdLayer`")]
+pub type RequestIdLayer = SetRequestIdLayer;
+
+/// The old name of [`SetRequestId`].
+#[deprecated(note = "renamed to `SetRequestId`")]
+pub type RequestIdService<S> = SetRequestId<S>;

@@ -1,15 +1,24 @@
-//! Per-request rendering: what placeholders read from a request, the buffer values are
-//! rendered into, and the slots that hold rendered values until the rules apply them.
+//! Per-request rendering: what placeholders read from a request, and the buffer values are
+//! rendered into.
 
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
-use gateway_core::{ClientIp, Identity, PeerAddr, RequestId};
+use gateway_core::{ClientIp, Identity, IpText, PeerAddr, RequestId};
 use http::header::HOST;
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Uri};
 use serde_json::Value;
 
-use crate::template::{Placeholder, RenderError};
+use crate::template::{Kind, Placeholder, Segment, Template};
+
+/// Why a template rendered no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RenderError {
+    /// A placeholder has no value for this request.
+    Missing,
+    /// The rendered text is not a valid header value.
+    Invalid,
+}
 
 /// The parts of a request that templates read.
 pub(crate) struct RequestView<'a> {
@@ -29,6 +38,31 @@ impl<'a> RequestView<'a> {
         }
     }
 
+    /// Renders `template` against this request.
+    pub(crate) fn render(&self, template: &Template) -> Result<HeaderValue, RenderError> {
+        match template.kind() {
+            Kind::Static(value) => Ok(value.clone()),
+            Kind::Single(placeholder) => {
+                if let Some(value) = self.direct_value(placeholder) {
+                    return value;
+                }
+                let mut buf = ValueBuf::new();
+                self.write(placeholder, &mut buf)?;
+                buf.to_header_value()
+            }
+            Kind::Mixed(segments) => {
+                let mut buf = ValueBuf::new();
+                for segment in segments {
+                    match segment {
+                        Segment::Text(text) => buf.push(text.as_bytes()),
+                        Segment::Value(placeholder) => self.write(placeholder, &mut buf)?,
+                    }
+                }
+                buf.to_header_value()
+            }
+        }
+    }
+
     fn client_ip(&self) -> Option<IpAddr> {
         let ip = self
             .extensions
@@ -36,18 +70,12 @@ impl<'a> RequestView<'a> {
             .map(|ip| ip.0)
             .or_else(|| self.extensions.get::<PeerAddr>().map(|peer| peer.0.ip()))?;
         // A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`; show them as IPv4.
-        Some(match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            IpAddr::V4(_) => ip,
-        })
+        Some(ip.to_canonical())
     }
 
     /// The value of a template that is this one placeholder, made without the render buffer
     /// (cloned when it already is a header value); `None` when it has to be rendered as text.
-    pub(crate) fn direct_value(
-        &self,
-        placeholder: &Placeholder,
-    ) -> Option<Result<HeaderValue, RenderError>> {
+    fn direct_value(&self, placeholder: &Placeholder) -> Option<Result<HeaderValue, RenderError>> {
         match placeholder {
             Placeholder::RequestId => Some(
                 self.extensions
@@ -64,15 +92,11 @@ impl<'a> RequestView<'a> {
                 }
             }
             Placeholder::Host => self.headers.get(HOST).cloned().map(Ok),
-            Placeholder::ClientIp => match self.client_ip() {
-                None => Some(Err(RenderError::Missing)),
-                Some(IpAddr::V4(v4)) => {
-                    let mut text = [0u8; 15];
-                    let len = write_ipv4(v4.octets(), &mut text);
-                    Some(HeaderValue::from_bytes(&text[..len]).map_err(|_| RenderError::Invalid))
-                }
-                Some(IpAddr::V6(_)) => None,
-            },
+            Placeholder::ClientIp => Some(match self.client_ip() {
+                None => Err(RenderError::Missing),
+                Some(ip) => HeaderValue::from_bytes(IpText::new(ip).as_bytes())
+                    .map_err(|_| RenderError::Invalid),
+            }),
             Placeholder::Method => Some(Ok(method_value(self.method))),
             Placeholder::Path => {
                 Some(HeaderValue::from_str(self.uri.path()).map_err(|_| RenderError::Invalid))
@@ -82,22 +106,13 @@ impl<'a> RequestView<'a> {
     }
 
     /// Writes the text of a placeholder.
-    pub(crate) fn write(
-        &self,
-        placeholder: &Placeholder,
-        buf: &mut ValueBuf,
-    ) -> Result<(), RenderError> {
+    fn write(&self, placeholder: &Placeholder, buf: &mut ValueBuf) -> Result<(), RenderError> {
         match placeholder {
-            Placeholder::ClientIp => match self.client_ip().ok_or(RenderError::Missing)? {
-                // Most clients are IPv4: format it by hand, `fmt` costs several times more.
-                IpAddr::V4(v4) => {
-                    let mut text = [0u8; 15];
-                    let len = write_ipv4(v4.octets(), &mut text);
-                    buf.push(&text[..len]);
-                    Ok(())
-                }
-                IpAddr::V6(v6) => write!(buf, "{v6}").map_err(|_| RenderError::Invalid),
-            },
+            Placeholder::ClientIp => {
+                let ip = self.client_ip().ok_or(RenderError::Missing)?;
+                buf.push(IpText::new(ip).as_bytes());
+                Ok(())
+            }
             Placeholder::RequestId => {
                 let id = self
                     .extensions
@@ -170,30 +185,8 @@ fn method_value(method: &Method) -> HeaderValue {
     HeaderValue::from_static(text)
 }
 
-/// Writes `a.b.c.d` into `out` and returns its length.
-fn write_ipv4(octets: [u8; 4], out: &mut [u8; 15]) -> usize {
-    let mut len = 0;
-    for (i, octet) in octets.into_iter().enumerate() {
-        if i > 0 {
-            out[len] = b'.';
-            len += 1;
-        }
-        if octet >= 100 {
-            out[len] = b'0' + octet / 100;
-            len += 1;
-        }
-        if octet >= 10 {
-            out[len] = b'0' + octet / 10 % 10;
-            len += 1;
-        }
-        out[len] = b'0' + octet % 10;
-        len += 1;
-    }
-    len
-}
-
 /// Where a value is rendered: on the stack while it is short, on the heap beyond.
-pub(crate) struct ValueBuf {
+struct ValueBuf {
     stack: [u8; STACK_LEN],
     len: usize,
     heap: Vec<u8>,
@@ -202,7 +195,7 @@ pub(crate) struct ValueBuf {
 const STACK_LEN: usize = 128;
 
 impl ValueBuf {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Self {
             stack: [0; STACK_LEN],
             len: 0,
@@ -210,7 +203,7 @@ impl ValueBuf {
         }
     }
 
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
+    fn push(&mut self, bytes: &[u8]) {
         if self.heap.is_empty() {
             if let Some(dest) = self.stack.get_mut(self.len..self.len + bytes.len()) {
                 dest.copy_from_slice(bytes);
@@ -233,7 +226,7 @@ impl ValueBuf {
 
     /// The rendered value; text that is not a valid header value (a line break from a claim)
     /// is rejected here, so it never reaches the wire.
-    pub(crate) fn to_header_value(&self) -> Result<HeaderValue, RenderError> {
+    fn to_header_value(&self) -> Result<HeaderValue, RenderError> {
         HeaderValue::from_bytes(self.as_bytes()).map_err(|_| RenderError::Invalid)
     }
 }
@@ -245,83 +238,9 @@ impl fmt::Write for ValueBuf {
     }
 }
 
-/// Where the rendered values of one request's templated rules wait until the rules apply
-/// them, by slot; `None` means the rule's template rendered nothing. Slots are filled in
-/// increasing order.
-pub(crate) trait Slots {
-    /// Stores slot `slot`'s value.
-    fn put(&mut self, slot: usize, value: Option<HeaderValue>);
-    /// Takes slot `slot`'s value out.
-    fn take(&mut self, slot: usize) -> Option<HeaderValue>;
-}
-
-/// Slots on the stack, for rules applied right away (requests): the first few live inline,
-/// so a request neither allocates nor moves them.
-pub(crate) struct InlineSlots {
-    inline: [Option<HeaderValue>; INLINE],
-    spill: Vec<Option<HeaderValue>>,
-}
-
-const INLINE: usize = 4;
-
-impl InlineSlots {
-    pub(crate) fn new() -> Self {
-        Self {
-            inline: Default::default(),
-            spill: Vec::new(),
-        }
-    }
-}
-
-impl Slots for InlineSlots {
-    fn put(&mut self, slot: usize, value: Option<HeaderValue>) {
-        if let Some(cell) = self.inline.get_mut(slot) {
-            *cell = value;
-        } else {
-            self.spill.push(value);
-        }
-    }
-
-    fn take(&mut self, slot: usize) -> Option<HeaderValue> {
-        match slot.checked_sub(INLINE) {
-            None => self.inline.get_mut(slot)?.take(),
-            Some(spilled) => self.spill.get_mut(spilled)?.take(),
-        }
-    }
-}
-
-/// Slots that travel in a response future: small to move, and without an allocation unless
-/// the rules have templates.
-impl Slots for Vec<Option<HeaderValue>> {
-    fn put(&mut self, slot: usize, value: Option<HeaderValue>) {
-        debug_assert_eq!(slot, self.len(), "slots are filled in order");
-        self.push(value);
-    }
-
-    fn take(&mut self, slot: usize) -> Option<HeaderValue> {
-        self.get_mut(slot)?.take()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv4_is_written_like_display() {
-        for ip in [
-            "0.0.0.0",
-            "255.255.255.255",
-            "10.0.7.99",
-            "192.168.100.1",
-            "1.20.255.3",
-        ] {
-            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
-            let mut out = [0u8; 15];
-            let len = write_ipv4(ip.octets(), &mut out);
-            assert_eq!(&out[..len], ip.to_string().as_bytes());
-        }
-    }
 
     #[test]
     fn buffer_spills_to_the_heap_and_keeps_the_bytes() {
@@ -334,17 +253,5 @@ mod tests {
         assert_eq!(value.len(), 201);
         assert!(value.as_bytes()[..200].iter().all(|b| *b == b'a'));
         assert_eq!(value.as_bytes()[200], b'z');
-    }
-
-    #[test]
-    fn slots_beyond_the_inline_ones_are_kept() {
-        let mut rendered = InlineSlots::new();
-        for slot in 0..7 {
-            rendered.put(slot, Some(HeaderValue::from(slot)));
-        }
-        for slot in (0..7).rev() {
-            assert_eq!(rendered.take(slot), Some(HeaderValue::from(slot)));
-            assert_eq!(rendered.take(slot), None);
-        }
     }
 }

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 
-use crate::builder::HeaderRulesBuilder;
-use crate::config::HeaderRulesConfig;
+use crate::error::HeaderRulesError;
 use crate::intern;
-use crate::render::{InlineSlots, RequestView, Slots};
-use crate::template::{RenderError, Template};
+use crate::render::{RenderError, RequestView};
+use crate::slots::{InlineSlots, Slots};
+use crate::spec::RuleSpec;
+use crate::template::Template;
 
 /// A compiled set of header operations, cheap to clone (shared behind an `Arc`).
 ///
@@ -80,16 +81,11 @@ struct Rule {
 
 impl Default for HeaderRules {
     fn default() -> Self {
-        Self::compile(&HeaderRulesConfig::default())
+        Self::compile(&RuleSpec::default())
     }
 }
 
 impl HeaderRules {
-    /// Starts a rule set built in code rather than from config.
-    pub fn builder() -> HeaderRulesBuilder {
-        HeaderRulesBuilder::default()
-    }
-
     /// No operation at all: a layer with these rules changes nothing.
     pub fn is_empty(&self) -> bool {
         let c = &self.inner;
@@ -121,7 +117,13 @@ impl HeaderRules {
         self.apply(request.headers_mut(), &mut slots);
     }
 
-    pub(crate) fn compile(config: &HeaderRulesConfig) -> Self {
+    /// Checks and compiles `spec`: what the config and the builder both end with.
+    pub(crate) fn from_spec(spec: &RuleSpec) -> Result<Self, HeaderRulesError> {
+        spec.validate()?;
+        Ok(Self::compile(spec))
+    }
+
+    fn compile(spec: &RuleSpec) -> Self {
         let mut templated = 0;
         let mut rules = |list: &[(HeaderName, Template)]| -> Box<[Rule]> {
             list.iter()
@@ -139,13 +141,13 @@ impl HeaderRules {
                 .collect()
         };
         // Slots are numbered in the order `render` visits the lists.
-        let set = rules(&config.set);
-        let set_if_absent = rules(&config.set_if_absent);
-        let add = rules(&config.add);
+        let set = rules(&spec.set);
+        let set_if_absent = rules(&spec.set_if_absent);
+        let add = rules(&spec.add);
         Self {
             inner: Arc::new(Compiled {
-                remove: config.remove.iter().map(intern::static_name).collect(),
-                rename: config
+                remove: spec.remove.iter().map(intern::static_name).collect(),
+                rename: spec
                     .rename
                     .iter()
                     .map(|(from, to)| (intern::static_name(from), intern::static_name(to)))
@@ -187,7 +189,7 @@ impl HeaderRules {
     }
 
     fn render_rule(&self, rule: &Rule, request: &RequestView<'_>) -> Option<HeaderValue> {
-        match rule.template.render(request) {
+        match request.render(&rule.template) {
             Ok(value) => Some(value),
             Err(RenderError::Missing) => None,
             Err(RenderError::Invalid) => {

@@ -26,7 +26,6 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use crate::intern;
-use crate::render::{RequestView, ValueBuf};
 
 /// A header value template, parsed and validated once.
 ///
@@ -45,8 +44,9 @@ pub struct Template {
     kind: Kind,
 }
 
+/// The parsed form of a template, which rendering walks.
 #[derive(Clone)]
-enum Kind {
+pub(crate) enum Kind {
     /// No placeholder: the value is built once and cloned per request.
     Static(HeaderValue),
     /// Exactly one placeholder and no text: some placeholders then clone a value, no copy.
@@ -55,8 +55,9 @@ enum Kind {
     Mixed(Box<[Segment]>),
 }
 
+/// A piece of a mixed template.
 #[derive(Clone)]
-enum Segment {
+pub(crate) enum Segment {
     Text(Box<str>),
     Value(Placeholder),
 }
@@ -106,15 +107,6 @@ pub enum TemplateError {
     },
 }
 
-/// Why a template rendered no value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RenderError {
-    /// A placeholder has no value for this request.
-    Missing,
-    /// The rendered text is not a valid header value.
-    Invalid,
-}
-
 impl Template {
     /// Parses a template.
     ///
@@ -157,29 +149,9 @@ impl Template {
         }
     }
 
-    /// Renders the template against a request.
-    pub(crate) fn render(&self, request: &RequestView<'_>) -> Result<HeaderValue, RenderError> {
-        match &self.kind {
-            Kind::Static(value) => Ok(value.clone()),
-            Kind::Single(placeholder) => {
-                if let Some(value) = request.direct_value(placeholder) {
-                    return value;
-                }
-                let mut buf = ValueBuf::new();
-                request.write(placeholder, &mut buf)?;
-                buf.to_header_value()
-            }
-            Kind::Mixed(segments) => {
-                let mut buf = ValueBuf::new();
-                for segment in segments {
-                    match segment {
-                        Segment::Text(text) => buf.push(text.as_bytes()),
-                        Segment::Value(placeholder) => request.write(placeholder, &mut buf)?,
-                    }
-                }
-                buf.to_header_value()
-            }
-        }
+    /// What rendering walks.
+    pub(crate) fn kind(&self) -> &Kind {
+        &self.kind
     }
 }
 
@@ -231,7 +203,7 @@ fn static_value(text: &str) -> Result<HeaderValue, TemplateError> {
 }
 
 /// Bytes a header value may not hold (RFC 9110 field-value: no CTLs other than HTAB).
-pub(crate) fn is_forbidden(byte: u8) -> bool {
+fn is_forbidden(byte: u8) -> bool {
     (byte < 0x20 && byte != b'\t') || byte == 0x7f
 }
 

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use gateway_core::{PeerAddr, RequestId};
 use gateway_headers::{
-    HeaderRules, HeadersLayer, RequestHeadersLayer, RequestIdLayer, ResponseHeadersLayer,
+    HeaderRules, HeadersLayer, RequestHeadersLayer, ResponseHeadersLayer, SetRequestIdLayer,
 };
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,7 +46,7 @@ fn app() -> Router {
         .layer(RequestHeadersLayer::new(request))
         // Response rules on the outside cover the router's own 404 too.
         .layer(ResponseHeadersLayer::new(response))
-        .layer(RequestIdLayer::new())
+        .layer(SetRequestIdLayer::new())
 }
 
 async fn body_text(response: axum::response::Response) -> String {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::client_ip::ClientIpLayer;
+use gateway_core::client_ip::ResolveClientIpLayer;
 use gateway_core::{Identity, PeerAddr, Problem, ResponseBody, TrustedProxies};
-use gateway_headers::{HeaderRules, RequestHeadersLayer, RequestIdLayer, ResponseHeadersLayer};
+use gateway_headers::{HeaderRules, RequestHeadersLayer, ResponseHeadersLayer, SetRequestIdLayer};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
@@ -93,9 +93,9 @@ async fn gateway(upstream: SocketAddr, trusted: TrustedProxies) -> SocketAddr {
         .build()
         .unwrap();
     let service = ServiceBuilder::new()
-        .layer(RequestIdLayer::new().trusted_proxies(trusted.clone()))
+        .layer(SetRequestIdLayer::new().trusted_proxies(trusted.clone()))
         .layer(ResponseHeadersLayer::new(global_response))
-        .layer(ClientIpLayer::new(trusted))
+        .layer(ResolveClientIpLayer::new(trusted))
         .map_request(fake_auth)
         .layer(RequestHeadersLayer::new(route_request))
         .service(proxy);

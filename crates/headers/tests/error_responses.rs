@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use common::values;
 use gateway_core::{Problem, ResponseBody, UpstreamFailure};
-use gateway_headers::{HeaderRules, RequestIdLayer, ResponseHeadersLayer};
+use gateway_headers::{HeaderRules, ResponseHeadersLayer, SetRequestIdLayer};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
@@ -47,7 +47,7 @@ async fn generated(
 #[tokio::test]
 async fn generated_error_responses_get_the_response_rules() {
     let service = ServiceBuilder::new()
-        .layer(RequestIdLayer::new())
+        .layer(SetRequestIdLayer::new())
         .layer(ResponseHeadersLayer::new(policy()))
         .service(service_fn(generated));
     for (path, status) in [

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use common::{recording, request_from, seen, values};
 use gateway_core::{RequestId, TrustedProxies};
 use gateway_headers::{
-    HeaderRules, RequestHeadersLayer, RequestIdLayer, RequestIdStats, TrustIncoming,
+    HeaderRules, RequestHeadersLayer, RequestIdStats, SetRequestIdLayer, TrustIncoming,
 };
 use http::{HeaderName, HeaderValue, Request, Response};
 use tower::{Layer, ServiceExt};
@@ -18,7 +18,7 @@ fn proxies() -> TrustedProxies {
 }
 
 /// Sends `request` through `layer`; returns the request upstream saw and the response.
-async fn exchange(layer: &RequestIdLayer, request: Request<()>) -> (Request<()>, Response<()>) {
+async fn exchange(layer: &SetRequestIdLayer, request: Request<()>) -> (Request<()>, Response<()>) {
     let (inner, record) = recording(&[]);
     let response = layer.layer(inner).oneshot(request).await.unwrap();
     (seen(&record), response)
@@ -34,7 +34,7 @@ fn is_generated(id: &HeaderValue) -> bool {
 
 #[tokio::test]
 async fn a_request_without_id_gets_one_everywhere() {
-    let layer = RequestIdLayer::new();
+    let layer = SetRequestIdLayer::new();
     let (upstream, response) = exchange(&layer, Request::new(())).await;
     let id = upstream.extensions().get::<RequestId>().unwrap().0.clone();
     assert!(is_generated(&id), "{id:?}");
@@ -60,7 +60,7 @@ async fn a_request_without_id_gets_one_everywhere() {
 
 #[tokio::test]
 async fn a_trusted_proxy_s_id_is_kept() {
-    let layer = RequestIdLayer::new().trusted_proxies(proxies());
+    let layer = SetRequestIdLayer::new().trusted_proxies(proxies());
     let request = request_from("10.1.2.3:4000")
         .header("x-request-id", "edge-42")
         .body(())
@@ -84,7 +84,7 @@ async fn a_trusted_proxy_s_id_is_kept() {
 
 #[tokio::test]
 async fn an_untrusted_client_s_id_is_replaced() {
-    let layer = RequestIdLayer::new().trusted_proxies(proxies());
+    let layer = SetRequestIdLayer::new().trusted_proxies(proxies());
     for request in [
         request_from("203.0.113.5:4000")
             .header("x-request-id", "forged")
@@ -117,7 +117,7 @@ async fn an_untrusted_client_s_id_is_replaced() {
 
 #[tokio::test]
 async fn trust_always_and_never() {
-    let always = RequestIdLayer::new().trust(TrustIncoming::Always);
+    let always = SetRequestIdLayer::new().trust(TrustIncoming::Always);
     let request = request_from("203.0.113.5:1")
         .header("x-request-id", "client-1")
         .body(())
@@ -125,7 +125,7 @@ async fn trust_always_and_never() {
     let (upstream, _) = exchange(&always, request).await;
     assert_eq!(values(upstream.headers(), "x-request-id"), ["client-1"]);
 
-    let never = RequestIdLayer::new()
+    let never = SetRequestIdLayer::new()
         .trust(TrustIncoming::Never)
         .trusted_proxies(proxies());
     let request = request_from("10.0.0.1:1")
@@ -138,7 +138,7 @@ async fn trust_always_and_never() {
 
 #[tokio::test]
 async fn insane_ids_are_replaced_even_from_trusted_proxies() {
-    let layer = RequestIdLayer::new()
+    let layer = SetRequestIdLayer::new()
         .trusted_proxies(proxies())
         .max_length(16);
     let bad: [&[&[u8]]; 5] = [
@@ -177,7 +177,7 @@ async fn insane_ids_are_replaced_even_from_trusted_proxies() {
 
 #[tokio::test]
 async fn an_id_assigned_by_an_outer_layer_is_used() {
-    let layer = RequestIdLayer::new();
+    let layer = SetRequestIdLayer::new();
     let request = Request::get("/")
         .header("x-request-id", "from-client")
         .extension(RequestId(HeaderValue::from_static("assigned")))
@@ -190,7 +190,7 @@ async fn an_id_assigned_by_an_outer_layer_is_used() {
 
 #[tokio::test]
 async fn custom_header_and_no_echo() {
-    let layer = RequestIdLayer::new()
+    let layer = SetRequestIdLayer::new()
         .header(HeaderName::from_static("x-correlation-id"))
         .echo(false)
         .response_extension(true)
@@ -217,7 +217,7 @@ async fn templates_inside_the_layer_see_the_id() {
         .set("X-Trace", "gw-{request_id}")
         .build()
         .unwrap();
-    let service = RequestIdLayer::new().layer(RequestHeadersLayer::new(rules).layer(inner));
+    let service = SetRequestIdLayer::new().layer(RequestHeadersLayer::new(rules).layer(inner));
     let response = service.oneshot(Request::new(())).await.unwrap();
     let upstream = seen(&record);
     let id = response.headers()["x-request-id"].to_str().unwrap();
@@ -226,7 +226,7 @@ async fn templates_inside_the_layer_see_the_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_are_unique_across_threads_and_clones() {
-    let layer = RequestIdLayer::new();
+    let layer = SetRequestIdLayer::new();
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let layer = layer.clone();

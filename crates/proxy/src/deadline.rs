@@ -8,7 +8,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::body::BodyEnd;
+use crate::request_body::BodyEnd;
 
 pin_project! {
     /// Expires `timeout` after the start of the request, or after the end of its body if

@@ -17,12 +17,13 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::time::Instant;
 
-use crate::body::{BodyEnd, ProxyBody, Tracked, UpstreamBody};
+use crate::body::ProxyBody;
 use crate::deadline::ResponseTimer;
 use crate::headers::{ClientFacts, set_forwarding_headers, strip_hop_by_hop};
 use crate::pool::{self, ConnectError, H1Sender, Lease};
 use crate::protocols::{retain_upgrades, switched_to_offered};
 use crate::replay::Replay;
+use crate::request_body::{BodyEnd, Tracked, UpstreamBody};
 use crate::target::Target;
 use crate::upgrade;
 use crate::upstream::Inner;
@@ -55,29 +56,7 @@ where
     } else {
         None
     };
-    // An upgrade is only forwarded when the server can hand over the client's connection.
-    let can_upgrade =
-        parts.version == Version::HTTP_11 && parts.extensions.get::<OnUpgrade>().is_some();
-    let hop = strip_hop_by_hop(&mut parts.headers, can_upgrade);
-    // Only an allowed protocol is offered to the upstream; the client's connection is taken
-    // for a tunnel only then.
-    let client_upgrade = if hop.upgrade && retain_upgrades(&mut parts.headers, &upstream.upgrades) {
-        let offered = parts.headers.get(UPGRADE).cloned();
-        parts.extensions.remove::<OnUpgrade>().zip(offered)
-    } else {
-        None
-    };
-    set_forwarding_headers(&mut parts.headers, facts, &upstream.trusted);
-    if client_upgrade.is_some() {
-        parts
-            .headers
-            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    } else if hop.te_trailers && upstream.h2c {
-        // Allowed on HTTP/2, and gRPC servers insist on it.
-        parts
-            .headers
-            .insert(TE, HeaderValue::from_static("trailers"));
-    }
+    let client_upgrade = rewrite_head(&mut parts, facts, &upstream);
 
     let (body, body_end) = if body.is_end_stream() {
         (UpstreamBody::Empty, None)
@@ -125,6 +104,41 @@ where
         }
         Err(failure) => failure_response(&upstream.name, failure),
     }
+}
+
+/// Rewrites the request head for the upstream: hop-by-hop headers removed, the forwarding
+/// headers set, and the upgrade (to an allowed protocol) or gRPC's `TE: trailers` put back.
+/// Gives the client's side of the upgrade, with the protocols offered, when there is one.
+fn rewrite_head(
+    parts: &mut Parts,
+    facts: ClientFacts,
+    upstream: &Inner,
+) -> Option<(OnUpgrade, HeaderValue)> {
+    // An upgrade is only forwarded when the server can hand over the client's connection.
+    let can_upgrade =
+        parts.version == Version::HTTP_11 && parts.extensions.get::<OnUpgrade>().is_some();
+    let hop = strip_hop_by_hop(&mut parts.headers, can_upgrade);
+    // Only an allowed protocol is offered to the upstream; the client's connection is taken
+    // for a tunnel only then.
+    let client_upgrade = if hop.upgrade && retain_upgrades(&mut parts.headers, &upstream.upgrades) {
+        let offered = parts.headers.get(UPGRADE).cloned();
+        parts.extensions.remove::<OnUpgrade>().zip(offered)
+    } else {
+        None
+    };
+    set_forwarding_headers(&mut parts.headers, facts, &upstream.trusted);
+    if client_upgrade.is_some() {
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else if hop.te_trailers && upstream.h2c {
+        // Allowed on HTTP/2, and gRPC servers insist on it.
+        parts
+            .headers
+            .insert(TE, HeaderValue::from_static("trailers"));
+    }
+
+    client_upgrade
 }
 
 /// What the forwarding headers are computed from.
@@ -186,6 +200,13 @@ impl AttemptError {
             error: error.into_error().into(),
         }
     }
+}
+
+/// The request to send on a retry.
+struct Retry {
+    request: Request<UpstreamBody>,
+    /// Rebuilt from the client's head: its path has no target base path yet.
+    from_replay: bool,
 }
 
 type Attempt = Result<(Response<Incoming>, Option<H1Sender>), AttemptError>;
@@ -267,30 +288,55 @@ impl Exchange<'_> {
                 Err(error) => error,
             };
             drop(lease);
-            if error.refused {
-                target.eject(upstream.eject_for);
-            }
-            let next = match error.unsent {
-                Some(unsent) if upstream.targets.len() > 1 => Some(unsent),
-                Some(_) => None,
-                // Sent, so only a replayable request may go again (to the same target when
-                // it is the only one: a fresh connection often succeeds).
-                None => replay.take().map(|replay| {
-                    base = "";
-                    replay.into_request()
-                }),
-            };
-            match next {
-                Some(next) if !retried => {
-                    tracing::debug!(upstream = %upstream.name, target = %target.url, error = %error.error, "retrying on another target");
-                    request = next;
+            match self.retry(error, target, &mut replay, retried) {
+                Some(next) => {
+                    // A replayed request starts from the client's path again.
+                    if next.from_replay {
+                        base = "";
+                    }
+                    request = next.request;
                     retried = true;
                     avoid = Some(index);
                 }
-                _ => {
-                    tracing::warn!(upstream = %upstream.name, target = %target.url, error = %error.error, "upstream unreachable");
-                    return Err(Failure::Unreachable);
-                }
+                None => return Err(Failure::Unreachable),
+            }
+        }
+    }
+
+    /// After a failed attempt on `target`: ejects it when it refused the connection, and
+    /// gives the request to try next, if any. An unsent request may go to another target;
+    /// a sent one only when it can be replayed (to the same target when it is the only one:
+    /// a fresh connection often succeeds); and only one retry per request.
+    fn retry(
+        &self,
+        error: AttemptError,
+        target: &Target,
+        replay: &mut Option<Replay>,
+        retried: bool,
+    ) -> Option<Retry> {
+        let upstream = self.upstream;
+        if error.refused {
+            target.eject(upstream.eject_for);
+        }
+        let next = match error.unsent {
+            Some(unsent) if upstream.targets.len() > 1 => Some(Retry {
+                request: unsent,
+                from_replay: false,
+            }),
+            Some(_) => None,
+            None => replay.take().map(|replay| Retry {
+                request: replay.into_request(),
+                from_replay: true,
+            }),
+        };
+        match next {
+            Some(next) if !retried => {
+                tracing::debug!(upstream = %upstream.name, target = %target.url, error = %error.error, "retrying on another target");
+                Some(next)
+            }
+            _ => {
+                tracing::warn!(upstream = %upstream.name, target = %target.url, error = %error.error, "upstream unreachable");
+                None
             }
         }
     }

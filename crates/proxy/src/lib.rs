@@ -105,6 +105,7 @@ pub mod headers;
 mod pool;
 mod protocols;
 mod replay;
+mod request_body;
 mod service;
 mod target;
 mod tls;

@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::body::UpstreamBody;
+use crate::request_body::UpstreamBody;
 use crate::target::Target;
 
 /// The sending half of an HTTP/1.1 upstream connection.

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
-use crate::body::UpstreamBody;
+use crate::request_body::UpstreamBody;
 
 type Fields = Vec<(HeaderName, HeaderValue)>;
 

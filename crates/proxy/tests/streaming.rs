@@ -18,6 +18,21 @@ use tokio::sync::oneshot;
 
 const LARGE: u64 = 64 << 20;
 
+/// Reads a response head byte by byte (nothing after it is consumed), lower-cased.
+async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "connection closed during the head"
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap().to_ascii_lowercase()
+}
+
 fn proxy_to(url: String) -> Proxy {
     Proxy::new(Upstream::builder("files", [url]).build().unwrap())
 }
@@ -254,13 +269,7 @@ async fn upgraded_connection_is_tunnelled_both_ways() {
             .write_all(b"GET /ws HTTP/1.1\r\nHost: gateway.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
             .await
             .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "connection closed during the head");
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        let head = read_head(&mut stream).await;
         assert!(head.starts_with("http/1.1 101"), "{head}");
         assert!(head.contains("upgrade: echo\r\n"), "{head}");
         assert!(head.contains("connection: upgrade\r\n"), "{head}");
@@ -350,13 +359,7 @@ async fn h2c_upgrades_are_never_offered_to_the_upstream() {
             .write_all(b"GET /x HTTP/1.1\r\nHost: gateway.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n")
             .await
             .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "connection closed during the head");
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        let head = read_head(&mut stream).await;
         assert!(head.starts_with("http/1.1 200"), "{head}");
         assert!(head.contains("x-saw-http2-settings: no\r\n"), "{head}");
         assert!(!head.contains("upgrade"), "{head}");
@@ -384,13 +387,7 @@ async fn an_upstream_switching_to_a_protocol_not_offered_is_a_502() {
             .write_all(b"GET /ws HTTP/1.1\r\nHost: gateway.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
             .await
             .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "connection closed during the head");
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        let head = read_head(&mut stream).await;
         assert!(head.starts_with("http/1.1 502"), "{head}");
     })
     .await;

@@ -12,10 +12,11 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::backend::PendingCheck;
 use crate::decision::{Quota, RateLimitDecision, Verdict};
-use crate::headers::{self, HeaderMode};
-use crate::layer::Shared;
+use crate::header_mode::HeaderMode;
+use crate::headers;
+use crate::limiter::PendingCheck;
+use crate::shared::Shared;
 
 pin_project! {
     /// The response future of [`RateLimit`](crate::RateLimit).

@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::decision::Quota;
+use crate::header_mode::HeaderMode;
 use crate::policy::Policy;
 
 const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -17,36 +18,6 @@ const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-r
 const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-
-/// Which rate-limit headers responses carry. `Retry-After` is always sent on a 429.
-///
-/// In a `[routes.rate_limit]` table: `headers = "all" | "standard" | "legacy" | "none"`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum HeaderMode {
-    /// Both sets below (the default).
-    #[default]
-    All,
-    /// `RateLimit-Policy: "default";q=100;w=60` and `RateLimit: "default";r=42;t=30`, the
-    /// structured fields of draft-ietf-httpapi-ratelimit-headers (-07 and later).
-    Standard,
-    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds until the
-    /// window ends or the bucket is full), as most gateways send them.
-    Legacy,
-    /// No rate-limit headers.
-    None,
-}
-
-impl HeaderMode {
-    fn standard(self) -> bool {
-        matches!(self, Self::All | Self::Standard)
-    }
-
-    fn legacy(self) -> bool {
-        matches!(self, Self::All | Self::Legacy)
-    }
-}
 
 /// A route's header values that do not change between requests, and its 429 detail.
 #[derive(Clone, Debug)]

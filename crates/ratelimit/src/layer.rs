@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use crate::backend::{RateLimitBackend, RouteLimiter};
-use crate::config::RateLimitConfig;
-use crate::headers::{HeaderMode, RouteHeaders};
-use crate::key::KeySource;
+use crate::backend::RateLimitBackend;
+use crate::header_mode::HeaderMode;
+use crate::headers::RouteHeaders;
+use crate::key_source::KeySource;
+use crate::limiter::RouteLimiter;
 use crate::policy::Policy;
 use crate::service::RateLimit;
+use crate::shared::Shared;
 
 /// Limits the requests of one route: see the [crate documentation](crate).
 ///
@@ -19,28 +21,10 @@ pub struct RateLimitLayer {
     shared: Arc<Shared>,
 }
 
-/// What every clone of the service shares.
-#[derive(Clone, Debug)]
-pub(crate) struct Shared {
-    pub(crate) limiter: RouteLimiter,
-    pub(crate) key: KeySource,
-    pub(crate) headers: RouteHeaders,
-}
-
 impl RateLimitLayer {
     /// Limits route `route` to `policy`, counting each request under the key from `key`.
     pub fn new(backend: &RateLimitBackend, route: &str, policy: Policy, key: KeySource) -> Self {
         Self::with_limiter(backend.route(route, policy), key)
-    }
-
-    /// The layer of a route's `[routes.rate_limit]` table (policy, key and header mode).
-    pub fn from_config(backend: &RateLimitBackend, route: &str, config: &RateLimitConfig) -> Self {
-        let layer = Self::new(backend, route, config.policy(), config.key().clone())
-            .headers(config.headers());
-        match config.lease() {
-            Some(tokens) => layer.lease(tokens),
-            None => layer,
-        }
     }
 
     /// A layer over a limiter from [`RateLimitBackend::route`].

@@ -19,11 +19,12 @@ use std::time::Duration;
 
 use crate::decision::Quota;
 use crate::memory::{Clock, Epoch, Outcome, Table};
+use crate::policy::MAX_LEASE;
 
-/// The largest lease: the remaining count has 24 bits of a word.
-pub(crate) const MAX_LEASE: u32 = (1 << 24) - 1;
 const REMAINING_BITS: u32 = 24;
 const REMAINING_MASK: u64 = (1 << REMAINING_BITS) - 1;
+// A lease's tokens left fit the word's remaining count.
+const _: () = assert!(MAX_LEASE as u64 == REMAINING_MASK);
 
 /// One route's leases, by key.
 ///

@@ -9,6 +9,9 @@ const MAX_SPAN: Duration = Duration::from_secs(1_000_000_000);
 /// The fastest refill accepted: one token per microsecond, the resolution of Redis `TIME`.
 const MAX_REFILL_PER_SECOND: f64 = 1_000_000.0;
 
+/// The largest lease (`lease = B`): a lease's remaining count has 24 bits of a word.
+pub(crate) const MAX_LEASE: u32 = (1 << 24) - 1;
+
 /// Why a [`Policy`] cannot be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]

@@ -7,9 +7,9 @@ use gateway_core::ResponseBody;
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::backend::Check;
 use crate::future::ResponseFuture;
-use crate::layer::Shared;
+use crate::limiter::Check;
+use crate::shared::Shared;
 
 /// The service of [`RateLimitLayer`](crate::RateLimitLayer).
 ///

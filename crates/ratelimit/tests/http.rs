@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use gateway_core::client_ip::ClientIpLayer;
+use gateway_core::client_ip::ResolveClientIpLayer;
 use gateway_core::{PeerAddr, TrustedProxies};
 use gateway_ratelimit::{KeySource, Policy, RateLimitBackend, RateLimitLayer};
 use http::{Request, StatusCode};
@@ -47,7 +47,7 @@ async fn axum_route_behind_a_proxy_is_limited_per_client_ip() {
                     }
                     request
                 })
-                .layer(ClientIpLayer::new(
+                .layer(ResolveClientIpLayer::new(
                     TrustedProxies::parse(["127.0.0.0/8"]).unwrap(),
                 ))
                 .layer(limit),

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_breaker::{
-    BreakerConfig, BreakerRejected, BreakerState, CircuitBreaker, CircuitBreakerLayer,
-    CircuitBreakerService,
+    Breaker, BreakerConfig, BreakerLayer, BreakerRejected, BreakerState, CircuitBreaker,
 };
 use gateway_core::{ResponseBody, UpstreamFailure};
 use http::{Request, Response, StatusCode};
@@ -124,10 +123,8 @@ pub fn guarded(
 ) {
     let breaker = CircuitBreaker::named("test", config).unwrap();
     let upstream = Scripted::default();
-    let service: CircuitBreakerService<_> = tower::Layer::layer(
-        &CircuitBreakerLayer::new(breaker.clone()),
-        upstream.service(),
-    );
+    let service: Breaker<_> =
+        tower::Layer::layer(&BreakerLayer::new(breaker.clone()), upstream.service());
     (breaker, upstream, service)
 }
 

@@ -2,13 +2,13 @@
 
 use std::fmt;
 
-use gateway_core::TrustedProxies;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
-use super::{ValidHeaderName, is_protected};
+use super::header_name::ValidHeaderName;
 use crate::error::HeaderRulesError;
-use crate::request_id::{RequestIdLayer, TrustIncoming};
+use crate::request_id::settings::{DEFAULT_HEADER, DEFAULT_MAX_LENGTH, TrustIncoming};
+use crate::spec::is_protected;
 
 /// The `request_id` setting of `[headers]`.
 ///
@@ -37,35 +37,17 @@ impl Default for RequestIdConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            header: ValidHeaderName(crate::request_id::DEFAULT_HEADER),
+            header: ValidHeaderName(DEFAULT_HEADER),
             trust_incoming: TrustIncoming::default(),
-            max_length: crate::request_id::DEFAULT_MAX_LENGTH,
+            max_length: DEFAULT_MAX_LENGTH,
             echo: true,
         }
     }
 }
 
 impl RequestIdConfig {
-    /// The layer, or `None` when disabled; `trusted` are the gateway's trusted proxies.
-    pub fn build(
-        &self,
-        trusted: &TrustedProxies,
-    ) -> Result<Option<RequestIdLayer>, HeaderRulesError> {
-        self.validate()?;
-        if !self.enabled {
-            return Ok(None);
-        }
-        Ok(Some(
-            RequestIdLayer::new()
-                .header(self.header.0.clone())
-                .trust(self.trust_incoming)
-                .trusted_proxies(trusted.clone())
-                .max_length(self.max_length)
-                .echo(self.echo),
-        ))
-    }
-
-    fn validate(&self) -> Result<(), HeaderRulesError> {
+    /// Checks what the fields cannot alone: the length range and a protected header.
+    pub(super) fn validate(&self) -> Result<(), HeaderRulesError> {
         if !(1..=MAX_REQUEST_ID_LENGTH).contains(&self.max_length) {
             return Err(HeaderRulesError::RequestIdLength {
                 value: self.max_length,

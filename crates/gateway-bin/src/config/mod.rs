@@ -1,0 +1,270 @@
+//! The gateway's TOML config: its shape (here), defaults (`defaults`), the loader whose errors
+//! name the file, line and field (`load`), and the checks that span sections (`validate`).
+//!
+//! The section and key names are a contract other tools rely on: they are extended, never
+//! renamed. Each layer crate owns the shape of its own section (`[jwt]`, `[redis]`,
+//! `[routes.rate_limit]`, `[upstreams.NAME.circuit_breaker]`, the header tables); this module
+//! composes them and checks what spans sections (a route's upstream exists, auth needs `[jwt]`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use gateway_core::TrustedProxies;
+use gateway_core::config::{ByteSize, HumanDuration};
+use http::Method;
+use serde::Deserialize;
+use toml::Spanned;
+
+mod defaults;
+mod load;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use load::ConfigError;
+
+/// `[jwt]`: owned by `gateway-auth`.
+pub type JwtSection = gateway_auth::config::JwtConfig;
+/// `[redis]`: owned by `gateway-ratelimit`.
+pub type RedisSection = gateway_ratelimit::config::RedisConfig;
+/// `[routes.rate_limit]`: owned by `gateway-ratelimit`.
+pub type RateLimitSection = gateway_ratelimit::config::RateLimitConfig;
+/// `[upstreams.NAME.circuit_breaker]`: owned by `gateway-breaker`.
+pub type BreakerSection = gateway_breaker::config::BreakerConfig;
+/// `[routes.request_headers]` and `[routes.response_headers]`: owned by `gateway-headers`.
+pub type HeaderRulesSection = gateway_headers::config::HeaderRulesConfig;
+/// `[headers]`: owned by `gateway-headers`.
+pub type GlobalHeadersSection = gateway_headers::config::GlobalHeadersConfig;
+/// A route's `auth` mode: owned by `gateway-auth`.
+pub type AuthMode = gateway_auth::config::AuthMode;
+
+/// The whole config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: the public listener.
+    pub server: ServerSection,
+    /// `[admin]`: health, readiness and metrics, never on the public port.
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// `[jwt]`: token verification, shared by every route with `auth` set.
+    pub jwt: Option<JwtSection>,
+    /// `[redis]`: the shared rate-limit store; without it limits are per instance, in memory.
+    pub redis: Option<RedisSection>,
+    /// `[headers]`: header rules applied on every route, and the request id.
+    #[serde(default)]
+    pub headers: Option<GlobalHeadersSection>,
+    /// `[tracing]`: OpenTelemetry span export (needs the `otlp` cargo feature).
+    pub tracing: Option<Spanned<TracingSection>>,
+    /// `[upstreams.NAME]`: where routes send traffic.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSection>,
+    /// `[[routes]]`: matched by longest path prefix on segment boundaries.
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address of the public listener.
+    pub listen: SocketAddr,
+    /// Largest request body; 413 beyond, enforced while streaming.
+    #[serde(default = "defaults::max_body")]
+    pub max_body: ByteSize,
+    /// Time for the whole request until the response headers; 504 on expiry.
+    #[serde(default = "defaults::request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// Networks whose `X-Forwarded-For` is believed for the client IP.
+    #[serde(default, deserialize_with = "de_trusted_proxies")]
+    pub trusted_proxies: TrustedProxies,
+    /// Worker threads, each running its own event loop and listener (`SO_REUSEPORT`);
+    /// default: one per CPU core.
+    pub workers: Option<usize>,
+    /// Time allowed to read a request's headers; the connection is closed after it.
+    #[serde(default = "defaults::header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// Largest request head (request line and headers); 431 beyond.
+    #[serde(default = "defaults::max_header_size")]
+    pub max_header_size: ByteSize,
+    /// Most header fields in an HTTP/1.1 request head; 431 beyond. Up to 100 they are parsed
+    /// on the stack; a larger limit costs an allocation per request.
+    #[serde(default = "defaults::max_headers")]
+    pub max_headers: Spanned<usize>,
+    /// Grace period for in-flight requests after SIGTERM/SIGINT.
+    #[serde(default = "defaults::shutdown_grace")]
+    pub shutdown_grace: HumanDuration,
+    /// Write an access log line per request.
+    #[serde(default = "defaults::yes")]
+    pub access_log: bool,
+    /// Generate a W3C `traceparent` for requests that arrive without a valid one (an
+    /// existing one is forwarded untouched).
+    #[serde(default = "defaults::yes")]
+    pub traceparent: bool,
+    /// `[server.tls]`: terminate TLS on the listener.
+    pub tls: Option<TlsSection>,
+}
+
+/// `[server.tls]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Address of the admin listener (`/health`, `/ready`, `/metrics`); none: no admin listener.
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[tracing]`: one OpenTelemetry server span per request, exported over OTLP/HTTP (protobuf).
+///
+/// The gateway joins the caller's trace (a valid `traceparent`) or starts one, and forwards a
+/// `traceparent` naming its own span as the parent, so upstream spans nest under it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingSection {
+    /// The OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`.
+    pub otlp_endpoint: Spanned<String>,
+    /// Extra headers sent with each export (an API key, a tenant id).
+    #[serde(default)]
+    pub otlp_headers: BTreeMap<String, String>,
+    /// CA certificates (PEM) for an `https://` endpoint; default: the system's roots.
+    pub otlp_ca: Option<PathBuf>,
+    /// Time allowed for one export call.
+    #[serde(default = "defaults::export_timeout")]
+    pub export_timeout: HumanDuration,
+    /// `service.name` of the exported spans.
+    #[serde(default = "defaults::service_name")]
+    pub service_name: String,
+    /// Share of new traces that are recorded, 0.0 to 1.0. A caller's sampling decision (the
+    /// `traceparent` flag) is always followed.
+    #[serde(default = "defaults::sample_ratio")]
+    pub sample_ratio: Spanned<f64>,
+}
+
+/// How an upstream spreads requests over its targets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceSection {
+    /// Each target in turn.
+    #[default]
+    RoundRobin,
+    /// The less busy of two random targets.
+    LeastRequest,
+}
+
+/// `[upstreams.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// Target base URLs, `http://host:port[/base]` or `https://host[:port][/base]`.
+    pub targets: Spanned<Vec<String>>,
+    /// Load-balancing policy.
+    #[serde(default)]
+    pub balance: BalanceSection,
+    /// Time to establish a connection to a target.
+    #[serde(default = "defaults::connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Time until the upstream's response headers; 504 on expiry.
+    #[serde(default = "defaults::upstream_timeout")]
+    pub timeout: HumanDuration,
+    /// How long an idle pooled connection is kept.
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Speak HTTP/2 with prior knowledge (h2c) to the targets.
+    #[serde(default)]
+    pub h2c: bool,
+    /// Forward the client's `Host` instead of the target's authority.
+    #[serde(default)]
+    pub preserve_host: bool,
+    /// How long a target that refuses connections is skipped.
+    #[serde(default = "defaults::eject_for")]
+    pub eject_for: HumanDuration,
+    /// PEM file of the certificate authorities that `https://` targets are checked against;
+    /// default: the system's trust store.
+    pub tls_ca: Option<PathBuf>,
+    /// Largest response head (status line and headers) accepted from a target; 502 beyond.
+    #[serde(default = "defaults::max_header_size")]
+    pub max_response_header_size: ByteSize,
+    /// Circuit breaker for this upstream (all its targets).
+    pub circuit_breaker: Option<BreakerSection>,
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Name used in metrics and logs; default: the path.
+    pub name: Option<String>,
+    /// Path prefix, matched on segment boundaries; the longest matching prefix wins.
+    pub path: Spanned<String>,
+    /// Allowed methods; default: any.
+    #[serde(default, deserialize_with = "de_methods")]
+    pub methods: Option<Vec<Method>>,
+    /// Name of the `[upstreams.NAME]` that serves the route.
+    pub upstream: Spanned<String>,
+    /// Remove the route's prefix before forwarding (`/api/users/42` -> `/42`).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Token requirement: `required`, `optional` or `none`.
+    #[serde(default = "defaults::auth")]
+    pub auth: Spanned<AuthMode>,
+    /// Roles allowed on the route (403 for others); empty: any authenticated caller.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Rate limit of the route.
+    pub rate_limit: Option<RateLimitSection>,
+    /// Request header rules, applied after authentication.
+    pub request_headers: Option<HeaderRulesSection>,
+    /// Response header rules, applied to every response of the route.
+    pub response_headers: Option<HeaderRulesSection>,
+    /// `Upgrade` protocols the route tunnels after a `101` (default `["websocket"]`; `[]`:
+    /// none). Other offers are removed and the request is forwarded as an ordinary one;
+    /// `h2c` and other upgrades to HTTP are never allowed.
+    #[serde(default = "defaults::upgrades")]
+    pub upgrades: Spanned<Vec<String>>,
+}
+
+impl RouteSection {
+    /// The route's name for metrics and logs.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.path.get_ref())
+    }
+}
+
+fn de_trusted_proxies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TrustedProxies, D::Error> {
+    let networks = Vec::<String>::deserialize(d)?;
+    TrustedProxies::parse(&networks).map_err(serde::de::Error::custom)
+}
+
+fn de_methods<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Method>>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    if names.is_empty() {
+        return Err(serde::de::Error::custom(
+            "`methods` must name at least one method (omit it to allow any)",
+        ));
+    }
+    names
+        .iter()
+        .map(|name| {
+            let upper = name.to_ascii_uppercase();
+            if upper == "CONNECT" {
+                return Err(serde::de::Error::custom(
+                    "the gateway does not tunnel CONNECT: it answers every CONNECT with 405",
+                ));
+            }
+            Method::from_bytes(upper.as_bytes())
+                .map_err(|_| serde::de::Error::custom(format!("`{name}` is not an HTTP method")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}

@@ -1,0 +1,175 @@
+//! The loader's and the checks' behaviour on config texts.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn parse(src: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("gw.toml"), src)
+}
+
+const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+
+[upstreams.users]
+targets = ["http://127.0.0.1:9001"]
+
+[[routes]]
+path = "/api"
+upstream = "users"
+"#;
+
+const TRACING: &str = r#"
+[tracing]
+otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
+sample_ratio = 0.25
+"#;
+
+#[cfg(not(feature = "otlp"))]
+#[test]
+fn tracing_without_the_feature_is_located() {
+    let err = parse(&format!("{BASE}{TRACING}")).unwrap_err();
+    assert_eq!(err.position.map(|(line, _)| line), Some(12), "{err}");
+    assert_eq!(err.field.as_deref(), Some("tracing"));
+    assert!(err.message.contains("--features otlp"), "{err}");
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn tracing_section_is_validated() {
+    let config = parse(&format!("{BASE}{TRACING}")).unwrap();
+    let tracing = config.tracing.unwrap().into_inner();
+    assert_eq!(tracing.service_name, "gateway");
+    assert_eq!(*tracing.sample_ratio.get_ref(), 0.25);
+    assert_eq!(tracing.export_timeout.get(), Duration::from_secs(10));
+
+    let err = parse(&format!("{BASE}{}", TRACING.replace("0.25", "1.5"))).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("tracing.sample_ratio"), "{err}");
+    assert_eq!(err.position.map(|(line, _)| line), Some(14), "{err}");
+    let err = parse(&format!("{BASE}{}", TRACING.replace("http://", "udp://"))).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("tracing.otlp_endpoint"), "{err}");
+    assert_eq!(err.position.map(|(line, _)| line), Some(13), "{err}");
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let config = parse(BASE).unwrap();
+    assert_eq!(config.server.max_body.bytes(), 10 << 20);
+    assert_eq!(config.server.request_timeout.get(), Duration::from_secs(30));
+    assert_eq!(config.routes[0].display_name(), "/api");
+    assert_eq!(*config.routes[0].auth.get_ref(), AuthMode::None);
+}
+
+#[test]
+fn unknown_key_names_file_line_and_field() {
+    let err = parse(&BASE.replace("strip_prefix", "x").replace(
+        "upstream = \"users\"",
+        "upstream = \"users\"\nstrip_prefx = true",
+    ))
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("gw.toml:11:"), "{text}");
+    assert!(text.contains("strip_prefx"), "{text}");
+}
+
+#[test]
+fn bad_duration_is_located() {
+    let err = parse(&BASE.replace(
+        "listen = \"127.0.0.1:8080\"",
+        "listen = \"127.0.0.1:8080\"\nrequest_timeout = \"30 parsecs\"",
+    ))
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("server.request_timeout"));
+    assert_eq!(err.position.map(|p| p.0), Some(4));
+    assert!(err.message.contains("invalid duration"), "{err}");
+}
+
+#[test]
+fn unknown_upstream_is_located() {
+    let err = parse(&BASE.replace("upstream = \"users\"", "upstream = \"orders\"")).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("routes[0].upstream"));
+    assert_eq!(err.position.map(|p| p.0), Some(10));
+    assert!(err.message.contains("orders"), "{err}");
+}
+
+#[test]
+fn a_lease_without_redis_is_rejected() {
+    let limited = format!("{BASE}[routes.rate_limit]\nlimit = 50\nwindow = \"1m\"\nlease = 10\n");
+    let err = parse(&limited).unwrap_err();
+    assert_eq!(
+        err.field.as_deref(),
+        Some("routes[0].rate_limit.lease"),
+        "{err}"
+    );
+    let with_redis = format!("{limited}[redis]\nurl = \"redis://127.0.0.1:6379\"\n");
+    let config = parse(&with_redis).unwrap();
+    assert_eq!(
+        config.routes[0].rate_limit.as_ref().unwrap().lease(),
+        Some(10)
+    );
+}
+
+#[test]
+fn auth_without_jwt_is_rejected() {
+    let err = parse(&format!("{BASE}auth = \"required\"\n")).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("routes[0].auth"));
+}
+
+#[test]
+fn duplicate_route_is_rejected() {
+    let err = parse(&format!(
+        "{BASE}\n[[routes]]\npath = \"/api/\"\nupstream = \"users\"\n"
+    ))
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("routes[1].path"));
+}
+
+#[test]
+fn upgrades_default_to_websocket_and_never_allow_h2c() {
+    let config = parse(BASE).unwrap();
+    assert_eq!(*config.routes[0].upgrades.get_ref(), ["websocket"]);
+    let err = parse(&format!("{BASE}upgrades = [\"websocket\", \"h2c\"]\n")).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("routes[0].upgrades"), "{err}");
+    assert_eq!(err.position.map(|p| p.0), Some(11), "{err}");
+    assert!(err.message.contains("h2c"), "{err}");
+    let config = parse(&format!("{BASE}upgrades = []\n")).unwrap();
+    assert!(config.routes[0].upgrades.get_ref().is_empty());
+}
+
+#[test]
+fn connect_cannot_be_a_route_method() {
+    let err = parse(&format!("{BASE}methods = [\"GET\", \"connect\"]\n")).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("routes[0].methods"), "{err}");
+    assert!(err.message.contains("CONNECT"), "{err}");
+}
+
+#[test]
+fn header_limits_have_defaults_and_are_checked() {
+    let config = parse(BASE).unwrap();
+    assert_eq!(*config.server.max_headers.get_ref(), 100);
+    assert_eq!(
+        config.upstreams["users"].max_response_header_size.bytes(),
+        64 << 10
+    );
+    let err = parse(&BASE.replace(
+        "listen = \"127.0.0.1:8080\"",
+        "listen = \"127.0.0.1:8080\"\nmax_headers = 0",
+    ))
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("server.max_headers"), "{err}");
+    assert_eq!(err.position.map(|p| p.0), Some(4), "{err}");
+}
+
+#[test]
+fn method_split_routes_are_allowed() {
+    let src = format!(
+        "{BASE}methods = [\"GET\"]\n\n[[routes]]\npath = \"/api\"\nmethods = [\"post\"]\nupstream = \"users\"\n"
+    );
+    let config = parse(&src).unwrap();
+    assert_eq!(
+        config.routes[1].methods.as_deref(),
+        Some(&[Method::POST][..])
+    );
+}

@@ -1,0 +1,162 @@
+//! The checks that span sections or need more than a field's type: a route's upstream exists,
+//! auth needs `[jwt]`, no two routes serve the same path and method.
+
+use std::collections::BTreeMap;
+
+use http::Method;
+use toml::Spanned;
+
+use super::load::Locator;
+use super::{AuthMode, Config, ConfigError, RouteSection, TracingSection};
+use crate::route::path::normalize_route_prefix;
+
+fn validate_tracing(
+    section: &Spanned<TracingSection>,
+    locator: &Locator<'_>,
+) -> Result<(), ConfigError> {
+    if !cfg!(feature = "otlp") {
+        return Err(locator.at(
+            Some(section.span()),
+            "tracing".to_owned(),
+            "OpenTelemetry export is not built into this gateway: build it with \
+             `--features otlp` or remove the [tracing] section",
+        ));
+    }
+    let tracing = section.get_ref();
+    let endpoint = &tracing.otlp_endpoint;
+    let uri: Option<http::Uri> = endpoint.get_ref().parse().ok();
+    let valid = uri.as_ref().is_some_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+    });
+    if !valid {
+        return Err(locator.at(
+            Some(endpoint.span()),
+            "tracing.otlp_endpoint".to_owned(),
+            format!("`{}` is not an http:// or https:// URL", endpoint.get_ref()),
+        ));
+    }
+    for (name, value) in &tracing.otlp_headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || http::HeaderValue::from_str(value).is_err()
+        {
+            return Err(locator.at(
+                Some(section.span()),
+                format!("tracing.otlp_headers.{name}"),
+                "not a valid HTTP header name and value",
+            ));
+        }
+    }
+    let ratio = &tracing.sample_ratio;
+    if !(0.0..=1.0).contains(ratio.get_ref()) {
+        return Err(locator.at(
+            Some(ratio.span()),
+            "tracing.sample_ratio".to_owned(),
+            "must be between 0.0 and 1.0",
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    pub(super) fn validate(&self, locator: &Locator<'_>) -> Result<(), ConfigError> {
+        if let Some(tracing) = &self.tracing {
+            validate_tracing(tracing, locator)?;
+        }
+        if *self.server.max_headers.get_ref() == 0 {
+            return Err(locator.at(
+                Some(self.server.max_headers.span()),
+                "server.max_headers".to_owned(),
+                "a request needs at least one header (Host)",
+            ));
+        }
+        for (name, upstream) in &self.upstreams {
+            if upstream.targets.get_ref().is_empty() {
+                return Err(locator.at(
+                    Some(upstream.targets.span()),
+                    format!("upstreams.{name}.targets"),
+                    "an upstream needs at least one target",
+                ));
+            }
+        }
+        let mut seen: Seen<'_> = BTreeMap::new();
+        for (index, route) in self.routes.iter().enumerate() {
+            self.validate_route(index, route, locator, &mut seen)?;
+        }
+        Ok(())
+    }
+
+    /// One route: its path, upstream, upgrades and what its layers need of other sections;
+    /// and that no earlier route serves the same path for one of its methods.
+    fn validate_route<'a>(
+        &self,
+        index: usize,
+        route: &'a RouteSection,
+        locator: &Locator<'_>,
+        seen: &mut Seen<'a>,
+    ) -> Result<(), ConfigError> {
+        let field = |key: &str| format!("routes[{index}].{key}");
+        let prefix = normalize_route_prefix(route.path.get_ref())
+            .map_err(|reason| locator.at(Some(route.path.span()), field("path"), reason))?;
+        if !self.upstreams.contains_key(route.upstream.get_ref()) {
+            let known: Vec<&str> = self.upstreams.keys().map(String::as_str).collect();
+            return Err(locator.at(
+                Some(route.upstream.span()),
+                field("upstream"),
+                format!(
+                    "no upstream named `{}` (defined: {})",
+                    route.upstream.get_ref(),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+        if let Err(error) = gateway_proxy::UpgradeProtocols::new(route.upgrades.get_ref()) {
+            return Err(locator.at(Some(route.upgrades.span()), field("upgrades"), error));
+        }
+        if *route.auth.get_ref() != AuthMode::None && self.jwt.is_none() {
+            return Err(locator.at(
+                Some(route.auth.span()),
+                field("auth"),
+                "authentication needs a [jwt] section",
+            ));
+        }
+        let leases = route.rate_limit.as_ref().and_then(|limit| limit.lease());
+        if leases.is_some() && self.redis.is_none() {
+            return Err(locator.at(
+                Some(route.path.span()),
+                field("rate_limit.lease"),
+                "a lease takes tokens from Redis: it needs a [redis] section",
+            ));
+        }
+        if !route.roles.is_empty() && *route.auth.get_ref() == AuthMode::None {
+            return Err(locator.at(
+                Some(route.path.span()),
+                field("roles"),
+                "`roles` needs `auth = \"required\"` or `\"optional\"`",
+            ));
+        }
+        let methods = route.methods.as_deref();
+        let same_prefix = seen.entry(prefix).or_default();
+        for (other, other_methods) in same_prefix.iter() {
+            let overlap = match (methods, other_methods) {
+                (Some(a), Some(b)) => a.iter().any(|m| b.contains(m)),
+                _ => true,
+            };
+            if overlap {
+                return Err(locator.at(
+                    Some(route.path.span()),
+                    field("path"),
+                    format!("routes[{other}] already serves this path for some of these methods"),
+                ));
+            }
+        }
+        same_prefix.push((index, methods));
+        Ok(())
+    }
+}
+
+/// Routes seen so far by normalized prefix: index and methods.
+type Seen<'a> = BTreeMap<String, Vec<(usize, Option<&'a [Method]>)>>;

@@ -1,0 +1,261 @@
+//! Composes one config generation: each route's layer stack over its upstream's proxy, the
+//! dispatcher, and the gateway-wide front layers.
+//!
+//! Order of a request through the layers, outermost first:
+//!
+//! 1. the connection: hop-by-hop headers removed (`serve/connection.rs`), then the client IP
+//!    resolved through `trusted_proxies`;
+//! 2. request id (`[headers].request_id`: assigned first, so every rule and log sees it);
+//! 3. global response header rules (`[headers.response]`: every response, 404s included);
+//! 4. the dispatcher (`route/dispatch.rs`): host and path checks, routing, 400/404/405/413,
+//!    the route's upgrade protocols, the request timeout;
+//! 5. the route's response header rules;
+//! 6. JWT authentication (when `[jwt]` exists: strips client-sent identity headers on every
+//!    route, verifies on routes with `auth`, sets the forwarded claim headers);
+//! 7. global then route request header rules (after auth, so `{claim.NAME}` is known);
+//! 8. the route's rate limit (after auth, so `key = "user"` is known);
+//! 9. the upstream's circuit breaker;
+//! 10. the upstream's proxy, timed for `gateway_upstream_duration_seconds`.
+//!
+//! Slots 5 to 8 are the steps of `layers.rs`, 9 and 10 of `upstreams.rs`. State that must
+//! outlive a reload lives in [`Shared`] and is reused while its config is unchanged: the
+//! rate-limit store (with its counters), each upstream's circuit breaker and the JWT
+//! authenticator (with its verified-token cache and JWKS keys).
+
+mod error;
+mod generation;
+mod layers;
+mod shared;
+mod upstreams;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gateway_core::ResolveClientIpLayer;
+use gateway_headers::{GlobalHeaders, ResponseHeaders, ResponseHeadersLayer, SetRequestId};
+use gateway_ratelimit::OnError;
+use tower::util::Either;
+use tower_layer::Layer;
+
+pub use error::BuildError;
+pub(crate) use generation::Generation;
+pub(crate) use layers::{RouteStack, header_rules};
+pub(crate) use shared::Shared;
+pub(crate) use upstreams::build_upstream;
+
+use crate::config::Config;
+use crate::observe::metrics::{Registry, UNMATCHED_ROUTE};
+use crate::route::dispatch::{Dispatch, Route, Routes};
+use crate::route::path::normalize_route_prefix;
+use crate::route::table::RouteTable;
+use crate::serve::connection::RequestIdSource;
+use upstreams::BuiltUpstream;
+
+type Dispatcher = Dispatch<RouteStack>;
+type WithResponseRules = Either<ResponseHeaders<Dispatcher>, Dispatcher>;
+/// The service every request of a generation enters.
+pub(crate) type FrontService = gateway_core::client_ip::ResolveClientIp<
+    Either<SetRequestId<WithResponseRules>, WithResponseRules>,
+>;
+
+/// Builds a generation from a validated config, reusing `shared` state where its config is
+/// unchanged. Must run inside the control runtime (Redis and JWKS tasks are spawned on it).
+pub(crate) async fn build(
+    config: &Config,
+    shared: &mut Shared,
+    registry: &Arc<Registry>,
+) -> Result<Generation, BuildError> {
+    let ratelimit = shared.ratelimit(config).await?;
+    let authenticator = shared.authenticator(config)?;
+    let upstreams = upstreams::build_all(config, shared, registry)?;
+    let global = global_headers(config)?;
+    let context = layers::Context {
+        ratelimit: &ratelimit,
+        authenticator: authenticator.as_ref(),
+        global_request: &global
+            .as_ref()
+            .map(|g| g.request.clone())
+            .unwrap_or_default(),
+    };
+    let (table, routes) = routes(config, &context, &upstreams, registry)?;
+    ratelimit.retain_routes(|route| config.routes.iter().any(|r| r.display_name() == route));
+    let dispatch = Dispatch::new(Arc::new(Routes {
+        table,
+        routes,
+        max_body: config.server.max_body.bytes(),
+        request_timeout: config.server.request_timeout.get(),
+        unmatched: registry.route(UNMATCHED_ROUTE, ""),
+        traceparent: config.server.traceparent,
+        #[cfg(feature = "otlp")]
+        exporter: shared.exporter(config.tracing.as_ref().map(|section| section.get_ref()))?,
+        strip_identity: strip_identity(config),
+    }));
+    let keep_path = config.server.access_log || exports_spans(config);
+    let (front, request_id) = front(config, global, dispatch, keep_path);
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(crate::serve::tls::acceptor)
+        .transpose()?;
+    Ok(Generation {
+        front,
+        access_log: config.server.access_log,
+        keep_path,
+        request_id,
+        tls,
+        upstreams: config
+            .upstreams
+            .keys()
+            .filter_map(|name| {
+                let built = upstreams.get(name)?;
+                Some((name.clone(), built.proxy.clone(), built.breaker.clone()))
+            })
+            .collect(),
+        redis_required: config
+            .redis
+            .as_ref()
+            .is_some_and(|r| r.on_error == OnError::Deny),
+        ratelimit,
+        retired: shared.retired(),
+    })
+}
+
+/// `[headers]`, compiled.
+fn global_headers(config: &Config) -> Result<Option<GlobalHeaders>, BuildError> {
+    config
+        .headers
+        .as_ref()
+        .map(|headers| {
+            headers
+                .build(&config.server.trusted_proxies)
+                .map_err(|source| BuildError::Headers {
+                    field: "headers".into(),
+                    source,
+                })
+        })
+        .transpose()
+}
+
+/// Every route's stack, and the table that finds them.
+fn routes(
+    config: &Config,
+    context: &layers::Context<'_>,
+    upstreams: &HashMap<String, BuiltUpstream>,
+    registry: &Registry,
+) -> Result<(RouteTable, Vec<Route<RouteStack>>), BuildError> {
+    let mut routes = Vec::with_capacity(config.routes.len());
+    let mut prefixes = Vec::with_capacity(config.routes.len());
+    for (index, section) in config.routes.iter().enumerate() {
+        let upstream_name = section.upstream.get_ref();
+        let Some(upstream) = upstreams.get(upstream_name) else {
+            // Loading rejects this already; a `Config` built in code may still get here.
+            return Err(BuildError::Route {
+                index,
+                reason: format!("no upstream named `{upstream_name}`"),
+            });
+        };
+        let prefix = normalize_route_prefix(section.path.get_ref())
+            .map_err(|reason| BuildError::Route { index, reason })?;
+        prefixes.push((prefix, section.methods.clone()));
+        routes.push(Route {
+            service: layers::route_stack(context, index, section, upstream)?,
+            metrics: registry.route(section.display_name(), upstream_name),
+            strip_prefix: section.strip_prefix,
+            needs_deadline: needs_deadline(config, section, context),
+            upgrades: upstreams::route_upgrades(section),
+        });
+    }
+    let table = RouteTable::new(
+        prefixes
+            .iter()
+            .map(|(prefix, methods)| (prefix.as_str(), methods.as_deref())),
+    );
+    Ok((table, routes))
+}
+
+/// Whether a route needs the dispatcher's request timer (see [`Route::needs_deadline`]): it
+/// does when a layer can wait before forwarding (a Redis check, a JWKS key fetch), or when
+/// its upstream's timeout is longer than `request_timeout`.
+fn needs_deadline(
+    config: &Config,
+    section: &crate::config::RouteSection,
+    context: &layers::Context<'_>,
+) -> bool {
+    let can_wait = (section.rate_limit.is_some() && context.ratelimit.is_redis())
+        || (context.authenticator.is_some()
+            && config
+                .jwt
+                .as_ref()
+                .is_some_and(|jwt| jwt.jwks_url.is_some()));
+    let upstream_timeout = config
+        .upstreams
+        .get(section.upstream.get_ref())
+        .map(|upstream| upstream.timeout.get());
+    can_wait || upstream_timeout.is_none_or(|timeout| timeout > config.server.request_timeout.get())
+}
+
+/// Identity headers the dispatcher removes from every request: with `[jwt]` the auth layer
+/// strips (and sets) them; without it nothing may pass a client-made identity upstream.
+fn strip_identity(config: &Config) -> Vec<http::HeaderName> {
+    match &config.jwt {
+        Some(_) => Vec::new(),
+        None => vec![
+            http::HeaderName::from_static("x-user-id"),
+            http::HeaderName::from_static("x-user-role"),
+        ],
+    }
+}
+
+/// The gateway-wide layers around the dispatcher: client IP, request id, global response
+/// header rules; and where the accounting finds each response's request id.
+fn front(
+    config: &Config,
+    global: Option<GlobalHeaders>,
+    dispatch: Dispatcher,
+    keep_path: bool,
+) -> (FrontService, RequestIdSource) {
+    let (request_id, response_rules) = match global {
+        Some(global) => (global.request_id, global.response),
+        None => (
+            Some(
+                gateway_headers::SetRequestIdLayer::new()
+                    .trusted_proxies(config.server.trusted_proxies.clone()),
+            ),
+            Default::default(),
+        ),
+    };
+    let with_rules = if response_rules.is_empty() {
+        Either::Right(dispatch)
+    } else {
+        Either::Left(ResponseHeadersLayer::new(response_rules).layer(dispatch))
+    };
+    // The accounting reads each response's id from the echoed header; only when the id is
+    // not echoed does it need the response extension (which costs allocations per response).
+    let (service, source) = match request_id {
+        Some(layer) => {
+            let source = match layer.echoed_header() {
+                _ if !keep_path => RequestIdSource::Unwanted,
+                Some(header) => RequestIdSource::Echoed(header.clone()),
+                None => RequestIdSource::Extension,
+            };
+            let extension = matches!(source, RequestIdSource::Extension);
+            let layer = layer.response_extension(extension).layer(with_rules);
+            (Either::Left(layer), source)
+        }
+        None => (Either::Right(with_rules), RequestIdSource::Unwanted),
+    };
+    let client_ip = ResolveClientIpLayer::new(config.server.trusted_proxies.clone());
+    (client_ip.layer(service), source)
+}
+
+/// Whether requests can become exported spans (which carry the path).
+fn exports_spans(config: &Config) -> bool {
+    #[cfg(feature = "otlp")]
+    return config.tracing.is_some();
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = config;
+        false
+    }
+}

@@ -1,0 +1,140 @@
+//! Each upstream built from its section: the proxy, timed, behind its circuit breaker when it
+//! has one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gateway_breaker::{Breaker, BreakerLayer, CircuitBreaker};
+use gateway_core::ResponseBody;
+use gateway_proxy::{Balance, Proxy, ProxyBody, UpgradeProtocols, Upstream};
+use http::Response;
+use tower::util::{Either, MapResponse};
+use tower_layer::Layer;
+
+use super::BuildError;
+use super::shared::Shared;
+use crate::config::{BalanceSection, Config};
+use crate::observe::metrics::Registry;
+use crate::observe::timed::Timed;
+
+/// A route's response body: the upstream's, or a response a layer made itself.
+pub(crate) type RouteBody = ResponseBody<ProxyBody>;
+
+/// An upstream's proxy, timed for `gateway_upstream_duration_seconds`.
+pub(crate) type TimedProxy = Timed<Proxy>;
+
+/// The timed proxy with its body in a route's body type: what a route with no layer calls.
+pub(crate) type Bare = MapResponse<TimedProxy, fn(Response<ProxyBody>) -> Response<RouteBody>>;
+
+/// The innermost service of a layered route: the upstream's breaker, or the bare proxy.
+pub(crate) type UpstreamService = Either<Breaker<TimedProxy>, Bare>;
+
+pub(super) fn bare(proxy: TimedProxy) -> Bare {
+    fn wrap(response: Response<ProxyBody>) -> Response<RouteBody> {
+        response.map(ResponseBody::inner)
+    }
+    MapResponse::new(
+        proxy,
+        wrap as fn(Response<ProxyBody>) -> Response<RouteBody>,
+    )
+}
+
+/// One upstream as the routes use it.
+pub(super) struct BuiltUpstream {
+    /// The proxy, for readiness.
+    pub(super) proxy: Proxy,
+    /// The timed proxy (a route with no layer calls it directly when there is no breaker).
+    pub(super) timed: TimedProxy,
+    pub(super) breaker: Option<CircuitBreaker>,
+}
+
+impl BuiltUpstream {
+    /// The service a layered route puts its layers on.
+    pub(super) fn service(&self) -> UpstreamService {
+        match &self.breaker {
+            Some(breaker) => {
+                Either::Left(BreakerLayer::new(breaker.clone()).layer(self.timed.clone()))
+            }
+            None => Either::Right(bare(self.timed.clone())),
+        }
+    }
+}
+
+/// Builds every upstream, reusing the breakers whose settings are unchanged.
+pub(super) fn build_all(
+    config: &Config,
+    shared: &mut Shared,
+    registry: &Arc<Registry>,
+) -> Result<HashMap<String, BuiltUpstream>, BuildError> {
+    let mut built = HashMap::with_capacity(config.upstreams.len());
+    let mut breakers = HashMap::new();
+    for (name, section) in &config.upstreams {
+        let proxy = build_upstream(name, section, config)?;
+        let breaker = match &section.circuit_breaker {
+            None => None,
+            Some(settings) => {
+                let breaker = shared.breaker(name, settings)?;
+                breakers.insert(name.clone(), (settings.clone(), breaker.clone()));
+                Some(breaker)
+            }
+        };
+        let timed = Timed::new(proxy.clone(), registry.upstream(name));
+        built.insert(
+            name.clone(),
+            BuiltUpstream {
+                proxy,
+                timed,
+                breaker,
+            },
+        );
+    }
+    shared.keep_breakers(breakers);
+    Ok(built)
+}
+
+/// The `Upgrade` protocols a route lets through (`upgrades`, validated when loading).
+pub(super) fn route_upgrades(route: &crate::config::RouteSection) -> UpgradeProtocols {
+    UpgradeProtocols::new(route.upgrades.get_ref()).unwrap_or_else(|_| UpgradeProtocols::none())
+}
+
+pub(crate) fn build_upstream(
+    name: &str,
+    section: &crate::config::UpstreamSection,
+    config: &Config,
+) -> Result<Proxy, BuildError> {
+    // The proxy tunnels what any of its routes allows; each route narrows it to its own.
+    let upgrades = config
+        .routes
+        .iter()
+        .filter(|route| route.upstream.get_ref() == name)
+        .fold(UpgradeProtocols::none(), |all, route| {
+            all.union(&route_upgrades(route))
+        });
+    let balance = match section.balance {
+        BalanceSection::RoundRobin => Balance::RoundRobin,
+        BalanceSection::LeastRequest => Balance::LeastRequest,
+    };
+    let upstream = Upstream::builder(name, section.targets.get_ref().iter().map(String::as_str))
+        .balance(balance)
+        .connect_timeout(section.connect_timeout.get())
+        .response_timeout(section.timeout.get())
+        .idle_timeout(section.idle_timeout.get())
+        .h2c(section.h2c)
+        .preserve_host(section.preserve_host)
+        .eject_for(section.eject_for.get())
+        .upgrades(upgrades)
+        .max_response_head(
+            usize::try_from(section.max_response_header_size.bytes()).unwrap_or(usize::MAX),
+        )
+        .trusted_proxies(config.server.trusted_proxies.clone())
+        .tls_roots(match &section.tls_ca {
+            Some(path) => gateway_proxy::UpstreamRoots::CaFile(path.clone()),
+            None => gateway_proxy::UpstreamRoots::System,
+        })
+        .build()
+        .map_err(|source| BuildError::Upstream {
+            upstream: name.to_owned(),
+            source,
+        })?;
+    Ok(Proxy::new(upstream))
+}

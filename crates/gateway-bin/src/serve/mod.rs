@@ -1,0 +1,9 @@
+//! Serving connections: listeners and worker event loops, the per-connection service, graceful
+//! drain, the header-read timer, TLS termination and the admin listener.
+
+pub(crate) mod admin;
+pub(crate) mod connection;
+pub(crate) mod drain;
+pub(crate) mod header_timer;
+pub(crate) mod listener;
+pub(crate) mod tls;
