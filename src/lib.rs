@@ -11,6 +11,9 @@
 //! | `ratelimit` | `gateway-ratelimit` | in-memory and Redis rate limiting (`ratelimit` feature) |
 //! | `breaker` | `gateway-breaker` | circuit breaker layer (`breaker` feature) |
 //! | `headers` | `gateway-headers` | request/response header transforms (`headers` feature) |
+//! | `access` | `gateway-access` | IP allow/deny lists (`access` feature) |
+//! | `cors` | `gateway-cors` | CORS, preflights answered at the edge (`cors` feature) |
+//! | `compression` | `gateway-compression` | gzip/br/zstd response compression (`compression` feature) |
 //! | `bin` | `gateway-bin` | the config-driven gateway as a library (`bin` feature) |
 //!
 //! The `otlp` feature (off by default) adds OpenTelemetry span export to `bin` (the `[tracing]`
@@ -32,6 +35,12 @@ pub use gateway_auth as auth;
 pub use gateway_bin as bin;
 #[cfg(feature = "breaker")]
 pub use gateway_breaker as breaker;
+#[cfg(feature = "access")]
+pub use gateway_access as access;
+#[cfg(feature = "cors")]
+pub use gateway_cors as cors;
+#[cfg(feature = "compression")]
+pub use gateway_compression as compression;
 #[cfg(feature = "headers")]
 pub use gateway_headers as headers;
 #[cfg(feature = "proxy")]

@@ -36,6 +36,10 @@ pub type BreakerSection = gateway_breaker::config::BreakerConfig;
 pub type HeaderRulesSection = gateway_headers::config::HeaderRulesConfig;
 /// `[headers]`: owned by `gateway-headers`.
 pub type GlobalHeadersSection = gateway_headers::config::GlobalHeadersConfig;
+/// `[cors]` and `[routes.cors]`: owned by `gateway-cors`.
+pub type CorsSection = gateway_cors::config::CorsConfig;
+/// `[access]` and `[routes.access]`: owned by `gateway-access`.
+pub type AccessSection = gateway_access::config::AccessConfig;
 /// A route's `auth` mode: owned by `gateway-auth`.
 pub type AuthMode = gateway_auth::config::AuthMode;
 
@@ -57,6 +61,10 @@ pub struct Config {
     pub headers: Option<GlobalHeadersSection>,
     /// `[tracing]`: OpenTelemetry span export (needs the `otlp` cargo feature).
     pub tracing: Option<Spanned<TracingSection>>,
+    /// `[cors]`: CORS on every route that has no `[routes.cors]` of its own.
+    pub cors: Option<Spanned<CorsSection>>,
+    /// `[access]`: IP allow/deny lists on every route that has no `[routes.access]`.
+    pub access: Option<Spanned<AccessSection>>,
     /// `[upstreams.NAME]`: where routes send traffic.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSection>,
@@ -232,6 +240,25 @@ pub struct RouteSection {
     /// `h2c` and other upgrades to HTTP are never allowed.
     #[serde(default = "defaults::upgrades")]
     pub upgrades: Spanned<Vec<String>>,
+    /// The route's CORS policy, replacing `[cors]` wholesale.
+    pub cors: Option<Spanned<CorsSection>>,
+    /// The route's access lists, replacing `[access]` wholesale.
+    pub access: Option<Spanned<AccessSection>>,
+}
+
+impl Config {
+    /// The CORS policy of a route: its own section, else the gateway-wide one.
+    pub fn route_cors<'a>(&'a self, route: &'a RouteSection) -> Option<&'a Spanned<CorsSection>> {
+        route.cors.as_ref().or(self.cors.as_ref())
+    }
+
+    /// The access lists of a route: its own section, else the gateway-wide one.
+    pub fn route_access<'a>(
+        &'a self,
+        route: &'a RouteSection,
+    ) -> Option<&'a Spanned<AccessSection>> {
+        route.access.as_ref().or(self.access.as_ref())
+    }
 }
 
 impl RouteSection {

@@ -7,7 +7,9 @@ use http::Method;
 use toml::Spanned;
 
 use super::load::Locator;
-use super::{AuthMode, Config, ConfigError, RouteSection, TracingSection};
+use super::{
+    AccessSection, AuthMode, Config, ConfigError, CorsSection, RouteSection, TracingSection,
+};
 use crate::route::path::normalize_route_prefix;
 
 fn validate_tracing(
@@ -78,6 +80,7 @@ impl Config {
                 ));
             }
         }
+        validate_edge("", self.cors.as_ref(), self.access.as_ref(), locator)?;
         let mut seen: Seen<'_> = BTreeMap::new();
         for (index, route) in self.routes.iter().enumerate() {
             self.validate_route(index, route, locator, &mut seen)?;
@@ -113,6 +116,12 @@ impl Config {
                 ),
             ));
         }
+        validate_edge(
+            &format!("routes[{index}]."),
+            route.cors.as_ref(),
+            route.access.as_ref(),
+            locator,
+        )?;
         if let Err(error) = gateway_proxy::UpgradeProtocols::new(route.upgrades.get_ref()) {
             return Err(locator.at(Some(route.upgrades.span()), field("upgrades"), error));
         }
@@ -156,6 +165,27 @@ impl Config {
         same_prefix.push((index, methods));
         Ok(())
     }
+}
+
+/// The edge policies of the gateway (`prefix` empty) or of a route (`routes[N].`): each must
+/// build, so `gateway check` and a reload refuse what the layers would.
+fn validate_edge(
+    prefix: &str,
+    cors: Option<&Spanned<CorsSection>>,
+    access: Option<&Spanned<AccessSection>>,
+    locator: &Locator<'_>,
+) -> Result<(), ConfigError> {
+    if let Some(cors) = cors
+        && let Err(error) = cors.get_ref().build()
+    {
+        return Err(locator.at(Some(cors.span()), format!("{prefix}cors"), error));
+    }
+    if let Some(access) = access
+        && let Err(error) = access.get_ref().build()
+    {
+        return Err(locator.at(Some(access.span()), format!("{prefix}access"), error));
+    }
+    Ok(())
 }
 
 /// Routes seen so far by normalized prefix: index and methods.

@@ -118,6 +118,10 @@ pub(crate) struct RouteMetrics {
     requests: Box<[AtomicU64]>,
     duration: Histogram,
     decisions: [AtomicU64; DECISIONS.len()],
+    /// Requests the access lists refused.
+    access_denied: AtomicU64,
+    /// Preflights the CORS policy refused.
+    cors_rejected: AtomicU64,
 }
 
 impl RouteMetrics {
@@ -133,6 +137,8 @@ impl RouteMetrics {
                 .collect(),
             duration: Histogram::default(),
             decisions: Default::default(),
+            access_denied: AtomicU64::new(0),
+            cors_rejected: AtomicU64::new(0),
         }
     }
 
@@ -164,6 +170,16 @@ impl RouteMetrics {
         if let Some(slot) = DECISIONS.iter().position(|d| *d == label) {
             self.decisions[slot].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a request the access lists refused.
+    pub(crate) fn record_access_denied(&self) {
+        self.access_denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a preflight the CORS policy refused.
+    pub(crate) fn record_cors_rejected(&self) {
+        self.cors_rejected.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -328,6 +344,27 @@ impl Registry {
                         "gateway_ratelimit_decisions_total{{route=\"{}\",decision=\"{label}\"}} {count}",
                         escape(&route.name)
                     );
+                }
+            }
+        }
+        for (name, help, count) in [
+            (
+                "gateway_access_denied_total",
+                "Requests refused by the access lists, by route.",
+                (|route: &RouteMetrics| route.access_denied.load(Ordering::Relaxed))
+                    as fn(&RouteMetrics) -> u64,
+            ),
+            (
+                "gateway_cors_rejected_total",
+                "Preflights refused by the CORS policy, by route.",
+                |route: &RouteMetrics| route.cors_rejected.load(Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for route in routes {
+                let count = count(route);
+                if count > 0 {
+                    let _ = writeln!(out, "{name}{{route=\"{}\"}} {count}", escape(&route.name));
                 }
             }
         }

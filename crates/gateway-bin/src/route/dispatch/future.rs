@@ -23,6 +23,12 @@ fn count_layer_decisions<B>(response: &Response<B>, observed: &Observed) {
     if let Some(decision) = extensions.get::<gateway_ratelimit::RateLimitDecision>() {
         observed.route.record_decision(decision.as_str());
     }
+    if extensions.get::<gateway_access::AccessDenied>().is_some() {
+        observed.route.record_access_denied();
+    }
+    if extensions.get::<gateway_cors::CorsRejected>().is_some() {
+        observed.route.record_cors_rejected();
+    }
 }
 
 pin_project! {

@@ -5,7 +5,7 @@ use gateway_breaker::CircuitBreaker;
 use gateway_proxy::Proxy;
 use gateway_ratelimit::RateLimitBackend;
 
-use super::FrontService;
+use super::front::FrontService;
 use super::shared::{BREAKER_STATES, Retired};
 use crate::serve::connection::{Current, RequestIdSource};
 

@@ -6,15 +6,17 @@
 
 use std::convert::Infallible;
 
+use gateway_access::AccessLayer;
 use gateway_auth::{Authenticator, JwtAuthLayer};
 use gateway_core::ResponseBody;
+use gateway_cors::CorsLayer;
 use gateway_headers::{HeaderRules, RequestHeadersLayer, ResponseHeadersLayer};
 use gateway_ratelimit::{RateLimitBackend, RateLimitLayer};
 use http::{Request, Response};
 use tower::util::{BoxCloneSyncService, Either, MapResponse};
 use tower_layer::Layer;
 
-use super::BuildError;
+use super::error::BuildError;
 use super::upstreams::{Bare, BuiltUpstream, RouteBody, bare};
 use crate::config::{HeaderRulesSection, RouteSection};
 use crate::route::request_body::RequestBody;
@@ -30,33 +32,55 @@ pub(crate) type RouteStack = Either<LayeredRoute, Bare>;
 
 /// What the layers of every route are made from.
 pub(super) struct Context<'a> {
+    pub(super) config: &'a crate::config::Config,
     pub(super) ratelimit: &'a RateLimitBackend,
     pub(super) authenticator: Option<&'a Authenticator>,
     /// `[headers.request]`.
     pub(super) global_request: &'a HeaderRules,
 }
 
-/// One route's layers around its upstream, in the order a request passes them: the last
-/// line is the outermost layer.
+/// One route's layers around its upstream: the last line is the outermost layer, so read
+/// from the bottom for the order a request passes them (access, CORS, response headers,
+/// auth, request headers, rate limit, breaker, proxy).
 pub(super) fn route_stack(
     context: &Context<'_>,
     index: usize,
     section: &RouteSection,
     upstream: &BuiltUpstream,
 ) -> Result<RouteStack, BuildError> {
-    let mut layered = upstream.breaker.is_some();
-    let service = upstream.service();
+    let mut layered = false;
+    let service = upstream.proxy();
+    let service = rejecting(&mut layered, upstream.breaker_layer(), service);
     let service = rejecting(&mut layered, rate_limit(context, section), service);
     let service = rewriting(&mut layered, request_headers(index, section)?, service);
     let service = rewriting(&mut layered, global_request_headers(context), service);
     let service = rejecting(&mut layered, authentication(context, section), service);
     let service = rewriting(&mut layered, response_headers(index, section)?, service);
+    let service = rejecting(&mut layered, cors(context, section), service);
+    let service = rejecting(&mut layered, access(context, section), service);
     Ok(if layered {
         Either::Left(BoxCloneSyncService::new(service))
     } else {
         // Nothing to pass through: calls and responses skip the absent layers' places.
         Either::Right(bare(upstream.timed.clone()))
     })
+}
+
+/// The route's IP access lists (`[routes.access]`, else `[access]`): checked first, so a
+/// refused client reaches nothing else.
+fn access(context: &Context<'_>, section: &RouteSection) -> Option<AccessLayer> {
+    let access = context.config.route_access(section)?;
+    // Loading built it already: a failure here cannot happen for a loaded config.
+    let list = access.get_ref().build().ok()?;
+    Some(AccessLayer::new(list))
+}
+
+/// The route's CORS policy (`[routes.cors]`, else `[cors]`): before auth, since preflights
+/// carry no token.
+fn cors(context: &Context<'_>, section: &RouteSection) -> Option<CorsLayer> {
+    let cors = context.config.route_cors(section)?;
+    let policy = cors.get_ref().build().ok()?;
+    Some(CorsLayer::new(policy))
 }
 
 /// The route's rate limit (after auth, so `key = "user"` is known).

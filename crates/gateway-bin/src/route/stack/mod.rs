@@ -9,20 +9,28 @@
 //! 3. global response header rules (`[headers.response]`: every response, 404s included);
 //! 4. the dispatcher (`route/dispatch.rs`): host and path checks, routing, 400/404/405/413,
 //!    the route's upgrade protocols, the request timeout;
-//! 5. the route's response header rules;
-//! 6. JWT authentication (when `[jwt]` exists: strips client-sent identity headers on every
+//! 5. the route's IP access lists (`[routes.access]`, else `[access]`): 403 before anything
+//!    else sees the request;
+//! 6. the route's CORS policy (`[routes.cors]`, else `[cors]`): preflights answered here,
+//!    before auth, since they carry no token;
+//! 7. the route's response header rules;
+//! 8. JWT authentication (when `[jwt]` exists: strips client-sent identity headers on every
 //!    route, verifies on routes with `auth`, sets the forwarded claim headers);
-//! 7. global then route request header rules (after auth, so `{claim.NAME}` is known);
-//! 8. the route's rate limit (after auth, so `key = "user"` is known);
-//! 9. the upstream's circuit breaker;
-//! 10. the upstream's proxy, timed for `gateway_upstream_duration_seconds`.
+//! 9. global then route request header rules (after auth, so `{claim.NAME}` is known);
+//! 10. the route's rate limit (after auth, so `key = "user"` is known);
+//! 11. the upstream's circuit breaker;
+//! 12. the route's response compression, right around the proxy, so responses the gateway
+//!     makes itself (401, 403, 429, 503) are left alone;
+//! 13. the upstream's proxy, timed for `gateway_upstream_duration_seconds`.
 //!
-//! Slots 5 to 8 are the steps of `layers.rs`, 9 and 10 of `upstreams.rs`. State that must
+//! Slots 5 to 12 are the steps of `layers.rs` (in `route_stack`); 11 to 13 are built from
+//! `upstreams.rs`. State that must
 //! outlive a reload lives in [`Shared`] and is reused while its config is unchanged: the
 //! rate-limit store (with its counters), each upstream's circuit breaker and the JWT
 //! authenticator (with its verified-token cache and JWKS keys).
 
 mod error;
+mod front;
 mod generation;
 mod layers;
 mod shared;
@@ -31,13 +39,11 @@ mod upstreams;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gateway_core::ResolveClientIpLayer;
-use gateway_headers::{GlobalHeaders, ResponseHeaders, ResponseHeadersLayer, SetRequestId};
+use gateway_headers::GlobalHeaders;
 use gateway_ratelimit::OnError;
-use tower::util::Either;
-use tower_layer::Layer;
 
 pub use error::BuildError;
+pub(crate) use front::FrontService;
 pub(crate) use generation::Generation;
 pub(crate) use layers::{RouteStack, header_rules};
 pub(crate) use shared::Shared;
@@ -48,15 +54,7 @@ use crate::observe::metrics::{Registry, UNMATCHED_ROUTE};
 use crate::route::dispatch::{Dispatch, Route, Routes};
 use crate::route::path::normalize_route_prefix;
 use crate::route::table::RouteTable;
-use crate::serve::connection::RequestIdSource;
 use upstreams::BuiltUpstream;
-
-type Dispatcher = Dispatch<RouteStack>;
-type WithResponseRules = Either<ResponseHeaders<Dispatcher>, Dispatcher>;
-/// The service every request of a generation enters.
-pub(crate) type FrontService = gateway_core::client_ip::ResolveClientIp<
-    Either<SetRequestId<WithResponseRules>, WithResponseRules>,
->;
 
 /// Builds a generation from a validated config, reusing `shared` state where its config is
 /// unchanged. Must run inside the control runtime (Redis and JWKS tasks are spawned on it).
@@ -70,6 +68,7 @@ pub(crate) async fn build(
     let upstreams = upstreams::build_all(config, shared, registry)?;
     let global = global_headers(config)?;
     let context = layers::Context {
+        config,
         ratelimit: &ratelimit,
         authenticator: authenticator.as_ref(),
         global_request: &global
@@ -91,7 +90,7 @@ pub(crate) async fn build(
         strip_identity: strip_identity(config),
     }));
     let keep_path = config.server.access_log || exports_spans(config);
-    let (front, request_id) = front(config, global, dispatch, keep_path);
+    let (front, request_id) = front::front(config, global, dispatch, keep_path);
     let tls = config
         .server
         .tls
@@ -205,48 +204,6 @@ fn strip_identity(config: &Config) -> Vec<http::HeaderName> {
             http::HeaderName::from_static("x-user-role"),
         ],
     }
-}
-
-/// The gateway-wide layers around the dispatcher: client IP, request id, global response
-/// header rules; and where the accounting finds each response's request id.
-fn front(
-    config: &Config,
-    global: Option<GlobalHeaders>,
-    dispatch: Dispatcher,
-    keep_path: bool,
-) -> (FrontService, RequestIdSource) {
-    let (request_id, response_rules) = match global {
-        Some(global) => (global.request_id, global.response),
-        None => (
-            Some(
-                gateway_headers::SetRequestIdLayer::new()
-                    .trusted_proxies(config.server.trusted_proxies.clone()),
-            ),
-            Default::default(),
-        ),
-    };
-    let with_rules = if response_rules.is_empty() {
-        Either::Right(dispatch)
-    } else {
-        Either::Left(ResponseHeadersLayer::new(response_rules).layer(dispatch))
-    };
-    // The accounting reads each response's id from the echoed header; only when the id is
-    // not echoed does it need the response extension (which costs allocations per response).
-    let (service, source) = match request_id {
-        Some(layer) => {
-            let source = match layer.echoed_header() {
-                _ if !keep_path => RequestIdSource::Unwanted,
-                Some(header) => RequestIdSource::Echoed(header.clone()),
-                None => RequestIdSource::Extension,
-            };
-            let extension = matches!(source, RequestIdSource::Extension);
-            let layer = layer.response_extension(extension).layer(with_rules);
-            (Either::Left(layer), source)
-        }
-        None => (Either::Right(with_rules), RequestIdSource::Unwanted),
-    };
-    let client_ip = ResolveClientIpLayer::new(config.server.trusted_proxies.clone());
-    (client_ip.layer(service), source)
 }
 
 /// Whether requests can become exported spans (which carry the path).

@@ -10,7 +10,7 @@ use gateway_auth::Authenticator;
 use gateway_breaker::CircuitBreaker;
 use gateway_ratelimit::RateLimitBackend;
 
-use super::BuildError;
+use super::error::BuildError;
 use crate::config::{BreakerSection, Config, JwtSection, RedisSection};
 
 /// The totals of counters whose source a reload replaced (a new rate-limit store, a new

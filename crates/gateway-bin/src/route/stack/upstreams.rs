@@ -4,20 +4,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gateway_breaker::{Breaker, BreakerLayer, CircuitBreaker};
+use gateway_breaker::{BreakerLayer, CircuitBreaker};
 use gateway_core::ResponseBody;
 use gateway_proxy::{Balance, Proxy, ProxyBody, UpgradeProtocols, Upstream};
 use http::Response;
-use tower::util::{Either, MapResponse};
-use tower_layer::Layer;
+use tower::util::MapResponse;
 
-use super::BuildError;
+use super::error::BuildError;
 use super::shared::Shared;
 use crate::config::{BalanceSection, Config};
 use crate::observe::metrics::Registry;
 use crate::observe::timed::Timed;
 
-/// A route's response body: the upstream's, or a response a layer made itself.
+/// A route's response body: the upstream's (compressed or not), or a response a layer made
+/// itself.
 pub(crate) type RouteBody = ResponseBody<ProxyBody>;
 
 /// An upstream's proxy, timed for `gateway_upstream_duration_seconds`.
@@ -25,9 +25,6 @@ pub(crate) type TimedProxy = Timed<Proxy>;
 
 /// The timed proxy with its body in a route's body type: what a route with no layer calls.
 pub(crate) type Bare = MapResponse<TimedProxy, fn(Response<ProxyBody>) -> Response<RouteBody>>;
-
-/// The innermost service of a layered route: the upstream's breaker, or the bare proxy.
-pub(crate) type UpstreamService = Either<Breaker<TimedProxy>, Bare>;
 
 pub(super) fn bare(proxy: TimedProxy) -> Bare {
     fn wrap(response: Response<ProxyBody>) -> Response<RouteBody> {
@@ -49,14 +46,14 @@ pub(super) struct BuiltUpstream {
 }
 
 impl BuiltUpstream {
-    /// The service a layered route puts its layers on.
-    pub(super) fn service(&self) -> UpstreamService {
-        match &self.breaker {
-            Some(breaker) => {
-                Either::Left(BreakerLayer::new(breaker.clone()).layer(self.timed.clone()))
-            }
-            None => Either::Right(bare(self.timed.clone())),
-        }
+    /// The proxy as a layered route calls it, in a route's body type.
+    pub(super) fn proxy(&self) -> Bare {
+        bare(self.timed.clone())
+    }
+
+    /// The upstream's circuit breaker, as a layer, when it has one.
+    pub(super) fn breaker_layer(&self) -> Option<BreakerLayer> {
+        self.breaker.clone().map(BreakerLayer::new)
     }
 }
 

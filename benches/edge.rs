@@ -1,0 +1,121 @@
+//! Benchmarks of the edge policies: what an access check and a CORS pass add to a request over
+//! a service that answers at once.
+//!
+//! Run with `cargo bench --bench edge`. Every case builds the same request as `bare`, so the
+//! difference to `bare` is the layer's own cost.
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::hint::black_box;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gateway_access::AccessLayer;
+use gateway_core::{ClientIp, PeerAddr};
+use gateway_cors::CorsLayer;
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+/// The cheapest possible inner service: a ready 200.
+#[derive(Clone, Copy)]
+struct Instant200;
+
+impl Service<Request<()>> for Instant200 {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<()>) -> Self::Future {
+        ready(Ok(Response::new(())))
+    }
+}
+
+/// A request as the gateway's layers see it: a peer and a resolved client IP.
+fn request(origin: Option<&'static str>, preflight: bool) -> Request<()> {
+    let mut builder = Request::builder().uri("/api/orders");
+    if preflight {
+        builder = builder
+            .method("OPTIONS")
+            .header("access-control-request-method", "POST");
+    }
+    if let Some(origin) = origin {
+        builder = builder.header("origin", origin);
+    }
+    let mut request = builder.body(()).unwrap();
+    let peer: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+    request.extensions_mut().insert(PeerAddr(peer));
+    request
+        .extensions_mut()
+        .insert(ClientIp(IpAddr::from([203, 0, 113, 9])));
+    request
+}
+
+/// Calls the service once and polls its future to completion (it is ready at once).
+fn call<S, R>(service: &mut S, request: Request<()>) -> R
+where
+    S: Service<Request<()>, Response = R>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let future = pin!(service.call(request));
+    match future.poll(&mut cx) {
+        Poll::Ready(response) => response.unwrap(),
+        Poll::Pending => unreachable!("the inner service answers at once"),
+    }
+}
+
+fn access_and_cors(c: &mut Criterion) {
+    let mut group = c.benchmark_group("edge");
+    let mut bare = Instant200;
+    group.bench_function("bare", |b| {
+        b.iter(|| black_box(call(&mut bare, request(None, false))))
+    });
+
+    // Twenty networks of each family in the deny list, the client in none of them.
+    let deny: Vec<String> = (0..20)
+        .map(|i| format!("10.{i}.0.0/16"))
+        .chain((0..20).map(|i| format!("2001:db8:{i:x}::/48")))
+        .collect();
+    let access: gateway_access::config::AccessConfig =
+        toml::from_str(&format!("deny = {deny:?}")).unwrap();
+    let mut access = AccessLayer::new(access.build().unwrap()).layer(Instant200);
+    group.bench_function("access, 40 networks, allowed", |b| {
+        b.iter(|| black_box(call(&mut access, request(None, false))))
+    });
+
+    let cors: gateway_cors::config::CorsConfig = toml::from_str(
+        "allow_origins = [\"https://app.example.com\", \"https://*.example.com\"]\n\
+         allow_headers = [\"Authorization\", \"Content-Type\"]\n",
+    )
+    .unwrap();
+    let mut cors = CorsLayer::new(cors.build().unwrap()).layer(Instant200);
+    group.bench_function("cors, no Origin", |b| {
+        b.iter(|| black_box(call(&mut cors, request(None, false))))
+    });
+    group.bench_function("cors, allowed Origin", |b| {
+        b.iter(|| {
+            black_box(call(
+                &mut cors,
+                request(Some("https://shop.example.com"), false),
+            ))
+        })
+    });
+    group.bench_function("cors, preflight answered", |b| {
+        b.iter(|| {
+            black_box(call(
+                &mut cors,
+                request(Some("https://app.example.com"), true),
+            ))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, access_and_cors);
+criterion_main!(benches);

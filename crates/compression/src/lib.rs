@@ -1,0 +1,2 @@
+//! `gateway-compression`: response compression as a tower layer (work in progress: not yet
+//! wired into the gateway).
