@@ -1,5 +1,5 @@
 //! Benchmarks of the edge policies: what an access check and a CORS pass add to a request over
-//! a service that answers at once.
+//! a service that answers at once, and what compressing a 16 KiB JSON body costs.
 //!
 //! Run with `cargo bench --bench edge`. Every case builds the same request as `bare`, so the
 //! difference to `bare` is the layer's own cost.
@@ -11,11 +11,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use gateway_access::AccessLayer;
+use gateway_compression::CompressionLayer;
 use gateway_core::{ClientIp, PeerAddr};
 use gateway_cors::CorsLayer;
 use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service};
 
 /// The cheapest possible inner service: a ready 200.
@@ -117,5 +120,63 @@ fn access_and_cors(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, access_and_cors);
+/// A 16 KiB JSON document, like an API's list response.
+fn json_16k() -> Bytes {
+    let mut out = String::from("[");
+    let mut i = 0;
+    while out.len() < 16 << 10 {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            "{{\"id\":{i},\"name\":\"user-{i}\",\"email\":\"user{i}@example.com\",\"active\":{}}}",
+            i % 3 == 0
+        ));
+        i += 1;
+    }
+    out.push(']');
+    Bytes::from(out)
+}
+
+fn compression(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let body = json_16k();
+    let mut group = c.benchmark_group("compression, 16 KiB JSON");
+    for algorithm in ["gzip", "br", "zstd"] {
+        let settings: gateway_compression::config::CompressionConfig =
+            toml::from_str(&format!("algorithms = [\"{algorithm}\"]")).unwrap();
+        let layer = CompressionLayer::new(settings.build().unwrap());
+        let body = body.clone();
+        let inner = tower::service_fn(move |_: Request<()>| {
+            let body = body.clone();
+            async move {
+                let mut response = Response::new(Full::new(body));
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let mut service = layer.layer(inner);
+        group.bench_function(algorithm, |b| {
+            b.iter(|| {
+                let request = Request::builder()
+                    .header("accept-encoding", algorithm)
+                    .body(())
+                    .unwrap();
+                let response = runtime.block_on(service.call(request)).unwrap();
+                let compressed = runtime
+                    .block_on(response.into_body().collect())
+                    .map(|collected| collected.to_bytes())
+                    .unwrap_or_default();
+                black_box(compressed.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, access_and_cors, compression);
 criterion_main!(benches);

@@ -29,18 +29,18 @@
 
 pub use gateway_core as core;
 
+#[cfg(feature = "access")]
+pub use gateway_access as access;
 #[cfg(feature = "auth")]
 pub use gateway_auth as auth;
 #[cfg(feature = "bin")]
 pub use gateway_bin as bin;
 #[cfg(feature = "breaker")]
 pub use gateway_breaker as breaker;
-#[cfg(feature = "access")]
-pub use gateway_access as access;
-#[cfg(feature = "cors")]
-pub use gateway_cors as cors;
 #[cfg(feature = "compression")]
 pub use gateway_compression as compression;
+#[cfg(feature = "cors")]
+pub use gateway_cors as cors;
 #[cfg(feature = "headers")]
 pub use gateway_headers as headers;
 #[cfg(feature = "proxy")]
