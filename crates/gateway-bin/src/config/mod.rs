@@ -246,21 +246,6 @@ pub struct RouteSection {
     pub access: Option<Spanned<AccessSection>>,
 }
 
-impl Config {
-    /// The CORS policy of a route: its own section, else the gateway-wide one.
-    pub fn route_cors<'a>(&'a self, route: &'a RouteSection) -> Option<&'a Spanned<CorsSection>> {
-        route.cors.as_ref().or(self.cors.as_ref())
-    }
-
-    /// The access lists of a route: its own section, else the gateway-wide one.
-    pub fn route_access<'a>(
-        &'a self,
-        route: &'a RouteSection,
-    ) -> Option<&'a Spanned<AccessSection>> {
-        route.access.as_ref().or(self.access.as_ref())
-    }
-}
-
 impl RouteSection {
     /// The route's name for metrics and logs.
     pub fn display_name(&self) -> &str {

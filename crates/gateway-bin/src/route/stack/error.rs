@@ -40,6 +40,22 @@ pub enum BuildError {
     /// `[server.tls]` cannot be used.
     #[error("server.tls: {0}")]
     Tls(#[from] crate::serve::tls::TlsError),
+    /// An access list cannot be built (a bad address or CIDR).
+    #[error("{field}: {source}")]
+    Access {
+        /// Where the lists are (`access`, `routes[N].access`).
+        field: String,
+        /// What is wrong.
+        source: gateway_access::AccessError,
+    },
+    /// A CORS policy cannot be built.
+    #[error("{field}: {source}")]
+    Cors {
+        /// Where the policy is (`cors`, `routes[N].cors`).
+        field: String,
+        /// What is wrong.
+        source: gateway_cors::CorsError,
+    },
     /// A route path is invalid.
     #[error("routes[{index}].path: {reason}")]
     Route {

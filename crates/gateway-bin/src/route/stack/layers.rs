@@ -6,10 +6,10 @@
 
 use std::convert::Infallible;
 
-use gateway_access::AccessLayer;
+use gateway_access::{AccessLayer, AccessList};
 use gateway_auth::{Authenticator, JwtAuthLayer};
 use gateway_core::ResponseBody;
-use gateway_cors::CorsLayer;
+use gateway_cors::{CorsLayer, CorsPolicy};
 use gateway_headers::{HeaderRules, RequestHeadersLayer, ResponseHeadersLayer};
 use gateway_ratelimit::{RateLimitBackend, RateLimitLayer};
 use http::{Request, Response};
@@ -18,8 +18,9 @@ use tower_layer::Layer;
 
 use super::error::BuildError;
 use super::upstreams::{Bare, BuiltUpstream, RouteBody, bare};
-use crate::config::{HeaderRulesSection, RouteSection};
+use crate::config::{AccessSection, CorsSection, HeaderRulesSection, RouteSection};
 use crate::route::request_body::RequestBody;
+use toml::Spanned;
 
 /// A route with layers, behind one box: its future is allocated once per request (unboxed,
 /// every layer's state would size the future of every route, layerless ones included), and
@@ -32,7 +33,10 @@ pub(crate) type RouteStack = Either<LayeredRoute, Bare>;
 
 /// What the layers of every route are made from.
 pub(super) struct Context<'a> {
-    pub(super) config: &'a crate::config::Config,
+    /// `[access]`, built once for the routes without their own.
+    pub(super) access: Option<AccessList>,
+    /// `[cors]`, built once for the routes without their own.
+    pub(super) cors: Option<CorsPolicy>,
     pub(super) ratelimit: &'a RateLimitBackend,
     pub(super) authenticator: Option<&'a Authenticator>,
     /// `[headers.request]`.
@@ -48,43 +52,115 @@ pub(super) fn route_stack(
     section: &RouteSection,
     upstream: &BuiltUpstream,
 ) -> Result<RouteStack, BuildError> {
+    // A slot is an `Either` holding the service below it twice (with and without the layer),
+    // so the stack's type doubles per slot. The stack is built in two halves, each erased
+    // into a box only when it has a layer: the compiler checks two stacks of 2^4 instead of
+    // one of 2^8, and only a route with layers in both halves pays a second allocation.
     let mut layered = false;
     let service = upstream.proxy();
     let service = rejecting(&mut layered, upstream.breaker_layer(), service);
     let service = rejecting(&mut layered, rate_limit(context, section), service);
     let service = rewriting(&mut layered, request_headers(index, section)?, service);
     let service = rewriting(&mut layered, global_request_headers(context), service);
-    // A slot is an `Either` holding the service below it twice (with and without the layer),
-    // so the stack's type doubles per slot: erased halfway, the compiler has two stacks of 2^4
-    // to check instead of one of 2^8, for one more allocation per layered request.
-    let service = BoxCloneSyncService::new(service);
+    let inner = erased(layered, service, upstream);
+
+    let mut layered = false;
+    let service = inner.clone();
     let service = rejecting(&mut layered, authentication(context, section), service);
     let service = rewriting(&mut layered, response_headers(index, section)?, service);
-    let service = rejecting(&mut layered, cors(context, section), service);
-    let service = rejecting(&mut layered, access(context, section), service);
+    let service = rejecting(&mut layered, cors(context, index, section)?, service);
+    let service = rejecting(&mut layered, access(context, index, section)?, service);
     Ok(if layered {
         Either::Left(BoxCloneSyncService::new(service))
     } else {
-        // Nothing to pass through: calls and responses skip the absent layers' places.
-        Either::Right(bare(upstream.timed.clone()))
+        inner
     })
+}
+
+/// One half of a route's stack behind a box, or the upstream alone when the half has no layer
+/// (calls and responses then skip the absent layers' places).
+fn erased<S>(layered: bool, service: S, upstream: &BuiltUpstream) -> RouteStack
+where
+    S: tower_service::Service<
+            Request<RequestBody>,
+            Response = Response<RouteBody>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    if layered {
+        Either::Left(BoxCloneSyncService::new(service))
+    } else {
+        Either::Right(bare(upstream.timed.clone()))
+    }
 }
 
 /// The route's IP access lists (`[routes.access]`, else `[access]`): checked first, so a
 /// refused client reaches nothing else.
-fn access(context: &Context<'_>, section: &RouteSection) -> Option<AccessLayer> {
-    let access = context.config.route_access(section)?;
-    // Loading built it already: a failure here cannot happen for a loaded config.
-    let list = access.get_ref().build().ok()?;
-    Some(AccessLayer::new(list))
+fn access(
+    context: &Context<'_>,
+    index: usize,
+    section: &RouteSection,
+) -> Result<Option<AccessLayer>, BuildError> {
+    let list = match &section.access {
+        Some(own) => access_list(Some(own), || format!("routes[{index}].access"))?,
+        None => context.access.clone(),
+    };
+    Ok(list.map(AccessLayer::new))
+}
+
+/// Builds an access section. Loading checked it already; a `Config` made in code may not
+/// have been, and a list that cannot be built must not leave the route open.
+pub(super) fn access_list(
+    section: Option<&Spanned<AccessSection>>,
+    field: impl FnOnce() -> String,
+) -> Result<Option<AccessList>, BuildError> {
+    section
+        .map(|section| {
+            section
+                .get_ref()
+                .build()
+                .map_err(|source| BuildError::Access {
+                    field: field(),
+                    source,
+                })
+        })
+        .transpose()
 }
 
 /// The route's CORS policy (`[routes.cors]`, else `[cors]`): before auth, since preflights
 /// carry no token.
-fn cors(context: &Context<'_>, section: &RouteSection) -> Option<CorsLayer> {
-    let cors = context.config.route_cors(section)?;
-    let policy = cors.get_ref().build().ok()?;
-    Some(CorsLayer::new(policy))
+fn cors(
+    context: &Context<'_>,
+    index: usize,
+    section: &RouteSection,
+) -> Result<Option<CorsLayer>, BuildError> {
+    let policy = match &section.cors {
+        Some(own) => cors_policy(Some(own), || format!("routes[{index}].cors"))?,
+        None => context.cors.clone(),
+    };
+    Ok(policy.map(CorsLayer::new))
+}
+
+/// Builds a CORS section (see [`access_list`] for why again).
+pub(super) fn cors_policy(
+    section: Option<&Spanned<CorsSection>>,
+    field: impl FnOnce() -> String,
+) -> Result<Option<CorsPolicy>, BuildError> {
+    section
+        .map(|section| {
+            section
+                .get_ref()
+                .build()
+                .map_err(|source| BuildError::Cors {
+                    field: field(),
+                    source,
+                })
+        })
+        .transpose()
 }
 
 /// The route's rate limit (after auth, so `key = "user"` is known).

@@ -68,7 +68,8 @@ pub(crate) async fn build(
     let upstreams = upstreams::build_all(config, shared, registry)?;
     let global = global_headers(config)?;
     let context = layers::Context {
-        config,
+        access: layers::access_list(config.access.as_ref(), || "access".to_owned())?,
+        cors: layers::cors_policy(config.cors.as_ref(), || "cors".to_owned())?,
         ratelimit: &ratelimit,
         authenticator: authenticator.as_ref(),
         global_request: &global
