@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::StatusCode;
 use support::raw::{RawUpstream, record_rest};
 use support::upstream::Upstream;
-use support::{TestGateway, config, get, json, read_head};
+use support::{TestGateway, config, get, json, metric, read_head};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -336,11 +336,6 @@ async fn an_upstream_closing_after_its_head_never_leaves_the_client_without_a_st
             );
         }
     }
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

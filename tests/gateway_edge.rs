@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use support::upstream::Upstream;
-use support::{TempDir, TestGateway, config, json, send};
+use support::{TempDir, TestGateway, config, json, metric, send};
 
 fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Request<Full<bytes::Bytes>> {
     let mut builder = Request::builder().method(method).uri(url);
@@ -16,11 +16,6 @@ fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Request<Full<by
         builder = builder.header(*name, *value);
     }
     builder.body(Full::default()).unwrap()
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn cors_config(upstream: &Upstream, dir: &TempDir) -> String {

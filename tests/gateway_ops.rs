@@ -10,15 +10,10 @@ use std::time::Duration;
 use http::StatusCode;
 use support::redis::RedisServer;
 use support::upstream::Upstream;
-use support::{TestGateway, config, get, json};
+use support::{TestGateway, config, get, json, metric};
 
 fn with_admin(rest: &str) -> String {
     config(&format!("[admin]\nlisten = \"127.0.0.1:0\"\n\n{rest}"))
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
