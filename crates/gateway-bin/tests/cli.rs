@@ -121,6 +121,57 @@ fn check_names_file_line_and_field() {
             8,
             "upstreams.users.circuit_breaker",
         ),
+        (
+            "access-cidr",
+            VALID.replace(
+                "[upstreams.users]",
+                "[access]\nallow = [\"10.0.0.0/33\"]\n\n[upstreams.users]",
+            ),
+            4,
+            "access",
+        ),
+        (
+            "cors-credentials-any",
+            format!("{VALID}[routes.cors]\nallow_origins = [\"*\"]\nallow_credentials = true\n"),
+            10,
+            "routes[0].cors",
+        ),
+        (
+            "cors-wildcard-scheme",
+            format!("{VALID}[routes.cors]\nallow_origins = [\"https://*\"]\n"),
+            10,
+            "routes[0].cors",
+        ),
+        (
+            "compression-algorithm",
+            VALID.replace(
+                "[upstreams.users]",
+                "[compression]\nalgorithms = [\"gzip\", \"lz4\"]\n\n[upstreams.users]",
+            ),
+            4,
+            "compression",
+        ),
+        (
+            "route-compression-key",
+            format!("{VALID}[routes.compression]\nmin_sise = \"1KiB\"\n"),
+            11,
+            "routes[0].compression.min_sise",
+        ),
+        (
+            "route-compression-value",
+            VALID.replace(
+                "upstream = \"users\"",
+                "upstream = \"users\"\ncompression = \"yes\"",
+            ),
+            10,
+            "routes[0].compression",
+        ),
+        (
+            "route-compression-content-type",
+            format!("{VALID}[routes.compression]\ncontent_types = [\"json\"]\n"),
+            10,
+            "routes[0].compression",
+        ),
     ];
     for (name, text, line, field) in cases {
         let (code, output) = check(name, &text);

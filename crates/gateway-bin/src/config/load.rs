@@ -89,7 +89,7 @@ impl Config {
         let deserializer = toml::Deserializer::parse(source)
             .map_err(|e| locator.at(e.span(), None, e.message()))?;
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let field = e.path().to_string();
+            let field = field_path(&e.path().to_string());
             let inner = e.into_inner();
             locator.at(
                 inner.span(),
@@ -100,4 +100,10 @@ impl Config {
         config.validate(&locator)?;
         Ok(config)
     }
+}
+
+/// A field's dotted path as the user wrote it: a `Spanned` section is deserialized through a
+/// private wrapper field of `toml`'s, whose name would otherwise show in the path.
+fn field_path(path: &str) -> String {
+    path.replace(".$__serde_spanned_private_value", "")
 }

@@ -40,6 +40,9 @@ pub type GlobalHeadersSection = gateway_headers::config::GlobalHeadersConfig;
 pub type CorsSection = gateway_cors::config::CorsConfig;
 /// `[access]` and `[routes.access]`: owned by `gateway-access`.
 pub type AccessSection = gateway_access::config::AccessConfig;
+/// `[compression]`, and a route's own `[routes.compression]` table: owned by
+/// `gateway-compression`.
+pub type CompressionSection = gateway_compression::CompressionConfig;
 /// A route's `auth` mode: owned by `gateway-auth`.
 pub type AuthMode = gateway_auth::config::AuthMode;
 
@@ -65,6 +68,9 @@ pub struct Config {
     pub cors: Option<Spanned<CorsSection>>,
     /// `[access]`: IP allow/deny lists on every route that has no `[routes.access]`.
     pub access: Option<Spanned<AccessSection>>,
+    /// `[compression]`: response compression on every route that does not set its own
+    /// `compression`.
+    pub compression: Option<Spanned<CompressionSection>>,
     /// `[upstreams.NAME]`: where routes send traffic.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSection>,
@@ -244,6 +250,47 @@ pub struct RouteSection {
     pub cors: Option<Spanned<CorsSection>>,
     /// The route's access lists, replacing `[access]` wholesale.
     pub access: Option<Spanned<AccessSection>>,
+    /// The route's response compression: a `[routes.compression]` table replacing
+    /// `[compression]` wholesale, `false` for none, or `true` for `[compression]` (its
+    /// defaults when there is none).
+    pub compression: Option<Spanned<RouteCompression>>,
+}
+
+/// A route's `compression`: on or off, or its own settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RouteCompression {
+    /// `compression = true` (the gateway-wide settings, else the defaults) or `false` (off).
+    Enabled(bool),
+    /// `[routes.compression]`: the route's own settings.
+    Settings(CompressionSection),
+}
+
+impl<'de> Deserialize<'de> for RouteCompression {
+    // By hand rather than `#[serde(untagged)]`: an untagged enum reports a typo inside the
+    // table as "did not match any variant" and loses the field name and line.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RouteCompression;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`true`, `false` or a compression table")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Self::Value, E> {
+                Ok(RouteCompression::Enabled(on))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                CompressionSection::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RouteCompression::Settings)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl RouteSection {

@@ -173,3 +173,61 @@ fn method_split_routes_are_allowed() {
         Some(&[Method::POST][..])
     );
 }
+
+/// The README's config reference is a config the loader accepts, key for key.
+#[test]
+fn the_readme_config_reference_parses() {
+    let readme = include_str!("../../../../README.md");
+    let reference = readme
+        .split("### Config reference")
+        .nth(1)
+        .and_then(|rest| rest.split("```toml\n").nth(1))
+        .and_then(|block| block.split("\n```").next())
+        .expect("README has a ```toml block under ### Config reference");
+    // `[tracing]` needs the `otlp` feature; without it the loader rightly refuses it.
+    let reference = if cfg!(feature = "otlp") {
+        reference.to_owned()
+    } else {
+        let start = reference
+            .find("[tracing]")
+            .expect("the reference shows [tracing]");
+        let end = start
+            + reference[start..]
+                .find("\n[")
+                .expect("a section follows [tracing]");
+        format!("{}{}", &reference[..start], &reference[end + 1..])
+    };
+    let config = parse(&reference).unwrap_or_else(|e| panic!("README config reference: {e}"));
+    assert!(config.compression.is_some());
+    assert!(config.cors.is_some() && config.access.is_some());
+    let route = &config.routes[0];
+    assert!(matches!(
+        route.compression.as_ref().map(Spanned::get_ref),
+        Some(RouteCompression::Settings(settings)) if settings.min_size.bytes() == 4096
+    ));
+}
+
+#[test]
+fn route_compression_is_a_switch_or_a_table() {
+    let with = |line: &str| parse(&format!("{BASE}{line}\n"));
+    let config = with("compression = false").unwrap();
+    assert_eq!(
+        config.routes[0].compression.as_ref().map(Spanned::get_ref),
+        Some(&RouteCompression::Enabled(false))
+    );
+    let config = with("[routes.compression]\nalgorithms = [\"gzip\"]").unwrap();
+    let Some(RouteCompression::Settings(settings)) =
+        config.routes[0].compression.as_ref().map(Spanned::get_ref)
+    else {
+        panic!("a table is the route's own settings");
+    };
+    assert_eq!(settings.algorithms, ["gzip"]);
+    assert_eq!(settings.min_size.bytes(), 1024, "defaults fill the rest");
+
+    let err = with("compression = 1").unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("routes[0].compression"), "{err}");
+    assert_eq!(err.position.map(|p| p.0), Some(11), "{err}");
+    let err = with("[routes.compression]\nalgorithms = [\"gzip\", \"gzip\"]").unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("routes[0].compression"), "{err}");
+    assert!(err.message.contains("gzip"), "{err}");
+}

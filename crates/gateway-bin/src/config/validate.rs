@@ -8,7 +8,8 @@ use toml::Spanned;
 
 use super::load::Locator;
 use super::{
-    AccessSection, AuthMode, Config, ConfigError, CorsSection, RouteSection, TracingSection,
+    AccessSection, AuthMode, CompressionSection, Config, ConfigError, CorsSection,
+    RouteCompression, RouteSection, TracingSection,
 };
 use crate::route::path::normalize_route_prefix;
 
@@ -81,6 +82,14 @@ impl Config {
             }
         }
         validate_edge("", self.cors.as_ref(), self.access.as_ref(), locator)?;
+        if let Some(compression) = &self.compression {
+            validate_compression(
+                "compression",
+                compression.get_ref(),
+                compression.span(),
+                locator,
+            )?;
+        }
         let mut seen: Seen<'_> = BTreeMap::new();
         for (index, route) in self.routes.iter().enumerate() {
             self.validate_route(index, route, locator, &mut seen)?;
@@ -122,6 +131,11 @@ impl Config {
             route.access.as_ref(),
             locator,
         )?;
+        if let Some(compression) = &route.compression
+            && let RouteCompression::Settings(settings) = compression.get_ref()
+        {
+            validate_compression(&field("compression"), settings, compression.span(), locator)?;
+        }
         if let Err(error) = gateway_proxy::UpgradeProtocols::new(route.upgrades.get_ref()) {
             return Err(locator.at(Some(route.upgrades.span()), field("upgrades"), error));
         }
@@ -186,6 +200,19 @@ fn validate_edge(
         return Err(locator.at(Some(access.span()), format!("{prefix}access"), error));
     }
     Ok(())
+}
+
+/// A compression table must build (known, distinct algorithms; valid content types).
+fn validate_compression(
+    field: &str,
+    settings: &CompressionSection,
+    span: std::ops::Range<usize>,
+    locator: &Locator<'_>,
+) -> Result<(), ConfigError> {
+    settings
+        .build()
+        .map(drop)
+        .map_err(|error| locator.at(Some(span), field.to_owned(), error))
 }
 
 /// Routes seen so far by normalized prefix: index and methods.

@@ -56,6 +56,14 @@ pub enum BuildError {
         /// What is wrong.
         source: gateway_cors::CorsError,
     },
+    /// A compression table cannot be built (an unknown algorithm, a bad content type).
+    #[error("{field}: {source}")]
+    Compression {
+        /// Where the settings are (`compression`, `routes[N].compression`).
+        field: String,
+        /// What is wrong.
+        source: gateway_compression::CompressionError,
+    },
     /// A route path is invalid.
     #[error("routes[{index}].path: {reason}")]
     Route {

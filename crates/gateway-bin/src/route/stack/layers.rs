@@ -8,6 +8,7 @@ use std::convert::Infallible;
 
 use gateway_access::{AccessLayer, AccessList};
 use gateway_auth::{Authenticator, JwtAuthLayer};
+use gateway_compression::{CompressionLayer, CompressionPolicy};
 use gateway_core::ResponseBody;
 use gateway_cors::{CorsLayer, CorsPolicy};
 use gateway_headers::{HeaderRules, RequestHeadersLayer, ResponseHeadersLayer};
@@ -18,7 +19,10 @@ use tower_layer::Layer;
 
 use super::error::BuildError;
 use super::upstreams::{Bare, BuiltUpstream, RouteBody, bare};
-use crate::config::{AccessSection, CorsSection, HeaderRulesSection, RouteSection};
+use crate::config::{
+    AccessSection, CompressionSection, CorsSection, HeaderRulesSection, RouteCompression,
+    RouteSection,
+};
 use crate::route::request_body::RequestBody;
 use toml::Spanned;
 
@@ -37,6 +41,9 @@ pub(super) struct Context<'a> {
     pub(super) access: Option<AccessList>,
     /// `[cors]`, built once for the routes without their own.
     pub(super) cors: Option<CorsPolicy>,
+    /// `[compression]`, built once for the routes without their own (`None`: the section is
+    /// absent).
+    pub(super) compression: Option<CompressionPolicy>,
     pub(super) ratelimit: &'a RateLimitBackend,
     pub(super) authenticator: Option<&'a Authenticator>,
     /// `[headers.request]`.
@@ -45,7 +52,7 @@ pub(super) struct Context<'a> {
 
 /// One route's layers around its upstream: the last line is the outermost layer, so read
 /// from the bottom for the order a request passes them (access, CORS, response headers,
-/// auth, request headers, rate limit, breaker, proxy).
+/// auth, request headers, rate limit, breaker, compression, proxy).
 pub(super) fn route_stack(
     context: &Context<'_>,
     index: usize,
@@ -54,10 +61,16 @@ pub(super) fn route_stack(
 ) -> Result<RouteStack, BuildError> {
     // A slot is an `Either` holding the service below it twice (with and without the layer),
     // so the stack's type doubles per slot. The stack is built in two halves, each erased
-    // into a box only when it has a layer: the compiler checks two stacks of 2^4 instead of
-    // one of 2^8, and only a route with layers in both halves pays a second allocation.
+    // into a box only when it has a layer: the compiler checks stacks of 2^5 and 2^4 instead
+    // of one of 2^9, and only a route with layers in both halves pays a second allocation.
     let mut layered = false;
-    let service = upstream.proxy();
+    let service = match compression(context, index, section)? {
+        Some(compression) => {
+            layered = true;
+            Either::Left(upstream.compressed(&compression))
+        }
+        None => Either::Right(upstream.proxy()),
+    };
     let service = rejecting(&mut layered, upstream.breaker_layer(), service);
     let service = rejecting(&mut layered, rate_limit(context, section), service);
     let service = rewriting(&mut layered, request_headers(index, section)?, service);
@@ -161,6 +174,37 @@ pub(super) fn cors_policy(
                 })
         })
         .transpose()
+}
+
+/// The route's response compression (`compression` on the route, else `[compression]`):
+/// right around the proxy, so the responses layers make themselves are sent as they are.
+fn compression(
+    context: &Context<'_>,
+    index: usize,
+    section: &RouteSection,
+) -> Result<Option<CompressionLayer>, BuildError> {
+    let policy = match section.compression.as_ref().map(Spanned::get_ref) {
+        None => context.compression.clone(),
+        Some(RouteCompression::Enabled(false)) => None,
+        Some(RouteCompression::Enabled(true)) => {
+            Some(context.compression.clone().unwrap_or_default())
+        }
+        Some(RouteCompression::Settings(own)) => Some(compression_policy(own, || {
+            format!("routes[{index}].compression")
+        })?),
+    };
+    Ok(policy.map(CompressionLayer::new))
+}
+
+/// Builds a compression table (see [`access_list`] for why again).
+pub(super) fn compression_policy(
+    section: &CompressionSection,
+    field: impl FnOnce() -> String,
+) -> Result<CompressionPolicy, BuildError> {
+    section.build().map_err(|source| BuildError::Compression {
+        field: field(),
+        source,
+    })
 }
 
 /// The route's rate limit (after auth, so `key = "user"` is known).

@@ -19,8 +19,9 @@
 //! 9. global then route request header rules (after auth, so `{claim.NAME}` is known);
 //! 10. the route's rate limit (after auth, so `key = "user"` is known);
 //! 11. the upstream's circuit breaker;
-//! 12. the route's response compression, right around the proxy, so responses the gateway
-//!     makes itself (401, 403, 429, 503) are left alone;
+//! 12. the route's response compression (`compression` on the route, else `[compression]`),
+//!     right around the proxy, so responses the gateway makes itself (401, 403, 429, 503)
+//!     are left alone;
 //! 13. the upstream's proxy, timed for `gateway_upstream_duration_seconds`.
 //!
 //! Slots 5 to 12 are the steps of `layers.rs` (in `route_stack`); 11 to 13 are built from
@@ -70,6 +71,11 @@ pub(crate) async fn build(
     let context = layers::Context {
         access: layers::access_list(config.access.as_ref(), || "access".to_owned())?,
         cors: layers::cors_policy(config.cors.as_ref(), || "cors".to_owned())?,
+        compression: config
+            .compression
+            .as_ref()
+            .map(|section| layers::compression_policy(section.get_ref(), || "compression".into()))
+            .transpose()?,
         ratelimit: &ratelimit,
         authenticator: authenticator.as_ref(),
         global_request: &global

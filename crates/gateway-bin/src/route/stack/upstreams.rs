@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gateway_breaker::{BreakerLayer, CircuitBreaker};
+use gateway_compression::{Compression, CompressionBody, CompressionLayer};
 use gateway_core::ResponseBody;
 use gateway_proxy::{Balance, Proxy, ProxyBody, UpgradeProtocols, Upstream};
 use http::Response;
@@ -18,7 +19,11 @@ use crate::observe::timed::Timed;
 
 /// A route's response body: the upstream's (compressed or not), or a response a layer made
 /// itself.
-pub(crate) type RouteBody = ResponseBody<ProxyBody>;
+pub(crate) type RouteBody = ResponseBody<UpstreamBody>;
+
+/// The upstream's body as a route forwards it: compressed on routes with compression, as
+/// the upstream sent it otherwise.
+pub(crate) type UpstreamBody = CompressionBody<ProxyBody>;
 
 /// An upstream's proxy, timed for `gateway_upstream_duration_seconds`.
 pub(crate) type TimedProxy = Timed<Proxy>;
@@ -28,13 +33,17 @@ pub(crate) type Bare = MapResponse<TimedProxy, fn(Response<ProxyBody>) -> Respon
 
 pub(super) fn bare(proxy: TimedProxy) -> Bare {
     fn wrap(response: Response<ProxyBody>) -> Response<RouteBody> {
-        response.map(ResponseBody::inner)
+        response.map(|body| ResponseBody::inner(CompressionBody::identity(body)))
     }
     MapResponse::new(
         proxy,
         wrap as fn(Response<ProxyBody>) -> Response<RouteBody>,
     )
 }
+
+/// The timed proxy behind a route's response compression, in a route's body type.
+pub(crate) type CompressedProxy =
+    MapResponse<Compression<TimedProxy>, fn(Response<UpstreamBody>) -> Response<RouteBody>>;
 
 /// One upstream as the routes use it.
 pub(super) struct BuiltUpstream {
@@ -49,6 +58,18 @@ impl BuiltUpstream {
     /// The proxy as a layered route calls it, in a route's body type.
     pub(super) fn proxy(&self) -> Bare {
         bare(self.timed.clone())
+    }
+
+    /// The proxy behind `compression`, in a route's body type.
+    pub(super) fn compressed(&self, compression: &CompressionLayer) -> CompressedProxy {
+        use tower_layer::Layer;
+        fn wrap(response: Response<UpstreamBody>) -> Response<RouteBody> {
+            response.map(ResponseBody::inner)
+        }
+        MapResponse::new(
+            compression.layer(self.timed.clone()),
+            wrap as fn(Response<UpstreamBody>) -> Response<RouteBody>,
+        )
     }
 
     /// The upstream's circuit breaker, as a layer, when it has one.
