@@ -5,6 +5,7 @@
 #
 #   cargo build --release -p gateway-bin
 #   bash benches/callgrind.sh [target/release/gateway] [extra [server] lines]
+#   H2LOAD_HEADER='origin: https://app.example.com' bash benches/callgrind.sh ...   (one request header)
 #
 # Needs valgrind, nginx-light and nghttp2-client (h2load): apt-get install -y valgrind nginx-light nghttp2-client
 set -euo pipefail
@@ -39,7 +40,7 @@ run() {
   valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out.%p" "$bin" --config "$dir/gateway.toml" >"$dir/gateway.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$gw/" && break; sleep 0.2; done
-  h2load --h1 -n "$1" -c 16 -m 1 "http://127.0.0.1:$gw/small" >"$dir/h2load.txt" 2>&1
+  h2load --h1 -n "$1" -c 16 -m 1 ${H2LOAD_HEADER:+-H "$H2LOAD_HEADER"} "http://127.0.0.1:$gw/small" >"$dir/h2load.txt" 2>&1
   grep -q "$1 succeeded" "$dir/h2load.txt" || { cat "$dir/h2load.txt" >&2; exit 1; }
   kill -TERM "$pid"; wait "$pid" || true
   total=$(callgrind_annotate "$dir"/cg.out.* 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen {gsub(",", "", $1); print $1; seen = 1}')

@@ -123,6 +123,35 @@ impl OriginPattern {
         })
     }
 
+    /// The pattern as the bytes a browser sends for it, for matching without parsing.
+    pub(crate) fn serialized(&self) -> Serialized {
+        let with_port = |text: String, port: &Option<u16>| match port {
+            Some(port) => format!("{text}:{port}"),
+            None => text,
+        };
+        let (prefix, suffix, subdomains) = match self {
+            Self::Exact { scheme, host, port } => (
+                with_port(format!("{scheme}://{host}"), port),
+                String::new(),
+                false,
+            ),
+            Self::Subdomains {
+                scheme,
+                suffix,
+                port,
+            } => (
+                format!("{scheme}://"),
+                with_port(suffix.to_string(), port),
+                true,
+            ),
+        };
+        Serialized {
+            prefix: prefix.into_bytes().into_boxed_slice(),
+            suffix: suffix.into_bytes().into_boxed_slice(),
+            subdomains,
+        }
+    }
+
     /// Whether `origin` is this origin, or one of these subdomains.
     pub(crate) fn matches(&self, origin: &Origin<'_>) -> bool {
         match self {
@@ -148,10 +177,61 @@ impl OriginPattern {
     }
 }
 
+/// A pattern as browsers serialize the origins it matches (lowercase, no default port):
+/// `https://app.example.com` exactly, or for `https://*.example.com:8443` the text around the
+/// subdomain, `https://` before and `.example.com:8443` after.
+///
+/// Browsers send origins serialized, so nearly every allowed `Origin` matches one of these
+/// byte for byte, without the parser. Whatever matches also parses to an origin the pattern
+/// matches; what does not (`https://App.example.com:443`) is left to the parser.
+#[derive(Clone, Debug)]
+pub(crate) struct Serialized {
+    prefix: Box<[u8]>,
+    suffix: Box<[u8]>,
+    /// Whether one or more whole labels go between `prefix` and `suffix`; else nothing does.
+    subdomains: bool,
+}
+
+impl Serialized {
+    /// Whether `origin`, as received, is this pattern's serialized form.
+    pub(crate) fn matches(&self, origin: &[u8]) -> bool {
+        let Some(middle) = origin
+            .len()
+            .checked_sub(self.prefix.len() + self.suffix.len())
+        else {
+            return false;
+        };
+        // Nothing may go between the parts of an exact origin; something must for subdomains.
+        if (middle == 0) == self.subdomains {
+            return false;
+        }
+        let (head, rest) = origin.split_at(self.prefix.len());
+        let (labels, tail) = rest.split_at(middle);
+        // Browsers send lowercase: the plain comparison (a `memcmp`) nearly always decides.
+        let same = |received: &[u8], expected: &[u8]| {
+            received == expected || received.eq_ignore_ascii_case(expected)
+        };
+        same(head, &self.prefix)
+            && same(tail, &self.suffix)
+            // The suffix starts with its dot, so the labels end without one.
+            && (!self.subdomains || labels_valid(labels))
+    }
+}
+
 /// `scheme` and what follows `://`.
 fn split_scheme(text: &str) -> Result<(&str, &str), &'static str> {
-    let Some((scheme, authority)) = text.split_once("://") else {
-        return Err(ORIGIN_SHAPE);
+    // The scheme ends at the first `:`; anything else before `://` would make it invalid.
+    let colon = text.bytes().position(|b| b == b':');
+    let Some((scheme, authority)) = colon.and_then(|colon| {
+        let (scheme, rest) = text.split_at(colon);
+        rest.strip_prefix("://")
+            .map(|authority| (scheme, authority))
+    }) else {
+        return Err(if text.contains("://") && !text.starts_with("://") {
+            "the scheme is not valid (write e.g. `https`)"
+        } else {
+            ORIGIN_SHAPE
+        });
     };
     let mut chars = scheme.bytes();
     let valid = chars.next().is_some_and(|b| b.is_ascii_alphabetic())
@@ -163,16 +243,18 @@ fn split_scheme(text: &str) -> Result<(&str, &str), &'static str> {
             "the scheme is not valid (write e.g. `https`)"
         });
     }
-    if authority.contains('/') {
-        return Err("an origin has no path, not even a trailing `/`");
-    }
-    if authority.contains(['?', '#']) {
-        return Err("an origin has no query or fragment");
-    }
-    if authority.contains('@') {
-        return Err("an origin has no user name or password");
-    }
-    Ok((scheme, authority))
+    // One pass over the authority for what an origin never has.
+    let Some(bad) = authority
+        .bytes()
+        .find(|b| matches!(b, b'/' | b'?' | b'#' | b'@'))
+    else {
+        return Ok((scheme, authority));
+    };
+    Err(match bad {
+        b'/' => "an origin has no path, not even a trailing `/`",
+        b'?' | b'#' => "an origin has no query or fragment",
+        _ => "an origin has no user name or password",
+    })
 }
 
 /// The host (an IPv6 address keeps its brackets) and the port text, if any.
@@ -183,7 +265,7 @@ fn split_port(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
         };
         authority.split_at(end + 1)
     } else {
-        match authority.find(':') {
+        match authority.bytes().position(|b| b == b':') {
             Some(colon) => authority.split_at(colon),
             None => (authority, ""),
         }
@@ -213,17 +295,28 @@ fn check_host(host: &str) -> Result<(), &'static str> {
     if !host.is_ascii() {
         return Err("write internationalized domain names in punycode (`xn--...`)");
     }
-    let labels_valid = host.split('.').all(|label| {
-        !label.is_empty()
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-    });
-    if labels_valid {
+    if labels_valid(host.as_bytes()) {
         Ok(())
     } else {
         Err("the host is not a valid domain name or IP address")
     }
+}
+
+/// Dot-separated labels of letters, digits, `-` and `_`, at least one and none empty, in one
+/// pass.
+fn labels_valid(host: &[u8]) -> bool {
+    let mut label_empty = true;
+    let mut valid = true;
+    for &b in host {
+        if b == b'.' {
+            valid &= !label_empty;
+            label_empty = true;
+        } else {
+            valid &= b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_');
+            label_empty = false;
+        }
+    }
+    valid && !label_empty
 }
 
 /// The port, `None` when absent or the scheme's default.
@@ -304,6 +397,67 @@ mod tests {
             "https://*.example.com:8443",
             "https://a.example.com:8443"
         ));
+    }
+
+    #[test]
+    fn the_serialized_form_never_matches_what_the_parser_refuses() {
+        let patterns = [
+            "https://app.example.com",
+            "https://App.Example.com:443",
+            "https://*.example.com",
+            "http://*.dev.example.com:8080",
+            "http://[::1]:8080",
+        ];
+        let origins = [
+            "https://app.example.com",
+            "HTTPS://APP.EXAMPLE.COM",
+            "https://app.example.com:443",
+            "https://app.example.comm",
+            "https://app.example.com/",
+            "https://app.example.com.",
+            "https://a.example.com",
+            "https://a.b.example.com",
+            "https://.example.com",
+            "https://..example.com",
+            "https://a..example.com",
+            "https://a/.example.com",
+            "https://a@b.example.com",
+            "https://a:1.example.com",
+            "https://example.com",
+            "https://evil-example.com",
+            "https://example.com.evil.net",
+            "https://a.example.com:8443",
+            "http://a.dev.example.com:8080",
+            "http://a.dev.example.com",
+            "http://a.dev.example.com:80801",
+            "http://[::1]:8080",
+            "http://[::1]",
+            "null",
+            "",
+        ];
+        for pattern_text in patterns {
+            let pattern = OriginPattern::parse(pattern_text).unwrap();
+            let serialized = pattern.serialized();
+            for origin in origins {
+                let parsed = Origin::parse(origin).is_ok_and(|o| pattern.matches(&o));
+                if serialized.matches(origin.as_bytes()) {
+                    assert!(parsed, "{pattern_text}: {origin:?} matched unparsed only");
+                }
+            }
+        }
+        // What browsers send takes the fast path.
+        for (pattern, origin) in [
+            ("https://App.Example.com:443", "https://app.example.com"),
+            ("https://*.example.com", "https://a.b.example.com"),
+            (
+                "http://*.dev.example.com:8080",
+                "http://x.dev.example.com:8080",
+            ),
+            ("http://[::1]:8080", "http://[::1]:8080"),
+        ] {
+            let serialized = OriginPattern::parse(pattern).unwrap().serialized();
+            assert!(serialized.matches(origin.as_bytes()), "{pattern}: {origin}");
+        }
     }
 
     #[test]

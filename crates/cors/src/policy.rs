@@ -9,6 +9,7 @@ use bytes::Bytes;
 use gateway_core::Problem;
 use gateway_core::config::HumanDuration;
 use gateway_core::problem::PROBLEM_JSON;
+use http::header::Entry;
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
@@ -19,7 +20,7 @@ use http_body_util::Full;
 
 use crate::config::{CorsConfig, DEFAULT_ALLOW_METHODS};
 use crate::error::CorsError;
-use crate::origin::{Origin, OriginPattern};
+use crate::origin::{Origin, OriginPattern, Serialized};
 
 const ANY: HeaderValue = HeaderValue::from_static("*");
 const TRUE: HeaderValue = HeaderValue::from_static("true");
@@ -57,7 +58,12 @@ enum AllowOrigins {
     /// `["*"]`: answered with `*` (never with credentials).
     Any,
     /// Exact origins and wildcard-subdomain patterns, answered with the request's origin.
-    List(Box<[OriginPattern]>),
+    List {
+        patterns: Box<[OriginPattern]>,
+        /// The same patterns as browsers send the origins they match: most requests match
+        /// one byte for byte, and only the rest are parsed.
+        serialized: Box<[Serialized]>,
+    },
 }
 
 impl fmt::Debug for CorsPolicy {
@@ -66,7 +72,7 @@ impl fmt::Debug for CorsPolicy {
         let mut debug = f.debug_struct("CorsPolicy");
         match &inner.origins {
             AllowOrigins::Any => debug.field("origins", &"*"),
-            AllowOrigins::List(list) => debug.field("origins", list),
+            AllowOrigins::List { patterns, .. } => debug.field("origins", patterns),
         };
         debug
             .field("methods", &inner.methods)
@@ -195,10 +201,18 @@ impl Inner {
         match &self.origins {
             // The answer is `*`, whatever the origin says, so any text (even `null`) is fine.
             AllowOrigins::Any => true,
-            AllowOrigins::List(patterns) => std::str::from_utf8(origin)
-                .ok()
-                .and_then(|text| Origin::parse(text).ok())
-                .is_some_and(|origin| patterns.iter().any(|pattern| pattern.matches(&origin))),
+            AllowOrigins::List {
+                patterns,
+                serialized,
+            } => {
+                serialized.iter().any(|pattern| pattern.matches(origin))
+                    || std::str::from_utf8(origin)
+                        .ok()
+                        .and_then(|text| Origin::parse(text).ok())
+                        .is_some_and(|origin| {
+                            patterns.iter().any(|pattern| pattern.matches(&origin))
+                        })
+            }
         }
     }
 
@@ -206,7 +220,7 @@ impl Inner {
     fn allow_origin(&self, origin: &HeaderValue) -> HeaderValue {
         match self.origins {
             AllowOrigins::Any => ANY,
-            AllowOrigins::List(_) => origin.clone(),
+            AllowOrigins::List { .. } => origin.clone(),
         }
     }
 
@@ -250,41 +264,64 @@ impl Actual {
                 policy,
             } => {
                 let inner = &*policy.inner;
+                // Upstreams rarely send CORS headers of their own: one pass over the names
+                // spares the hashed removals of headers that are not there.
+                let stale = has_cors_headers(headers);
                 headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
                 if inner.credentials {
                     headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
-                } else {
+                } else if stale {
                     headers.remove(ACCESS_CONTROL_ALLOW_CREDENTIALS);
                 }
                 match &inner.expose_headers {
                     Some(exposed) => {
                         headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, exposed.clone());
                     }
-                    None => {
+                    None if stale => {
                         headers.remove(ACCESS_CONTROL_EXPOSE_HEADERS);
                     }
+                    None => {}
                 }
                 // With `*` every origin gets the same answer, so caches need not tell them
                 // apart.
-                if let AllowOrigins::List(_) = inner.origins {
+                if let AllowOrigins::List { .. } = inner.origins {
                     vary_origin(headers);
                 }
             }
             Self::Refused => {
-                headers.remove(ACCESS_CONTROL_ALLOW_ORIGIN);
-                headers.remove(ACCESS_CONTROL_ALLOW_CREDENTIALS);
-                headers.remove(ACCESS_CONTROL_EXPOSE_HEADERS);
+                if has_cors_headers(headers) {
+                    headers.remove(ACCESS_CONTROL_ALLOW_ORIGIN);
+                    headers.remove(ACCESS_CONTROL_ALLOW_CREDENTIALS);
+                    headers.remove(ACCESS_CONTROL_EXPOSE_HEADERS);
+                }
                 vary_origin(headers);
             }
         }
     }
 }
 
+/// Whether the response has any of the CORS headers that the policy replaces.
+fn has_cors_headers(headers: &HeaderMap) -> bool {
+    headers.keys().any(|name| {
+        name == ACCESS_CONTROL_ALLOW_ORIGIN
+            || name == ACCESS_CONTROL_ALLOW_CREDENTIALS
+            || name == ACCESS_CONTROL_EXPOSE_HEADERS
+    })
+}
+
 /// Adds `Origin` to `Vary`, unless it (or `*`) is there already. An existing `Vary` (one or
 /// more lines) becomes one line ending in `, Origin`: the only formatting done per response.
 fn vary_origin(headers: &mut HeaderMap) {
+    // One lookup: most responses have no `Vary`, and get it here.
+    let mut entry = match headers.entry(VARY) {
+        Entry::Vacant(entry) => {
+            entry.insert(VARY_ORIGIN);
+            return;
+        }
+        Entry::Occupied(entry) => entry,
+    };
     let mut joined = Vec::new();
-    for value in headers.get_all(VARY) {
+    for value in entry.iter() {
         let mut tokens = value.as_bytes().split(|&b| b == b',').map(trim);
         if tokens.any(|token| token == b"*" || token.eq_ignore_ascii_case(b"origin")) {
             return;
@@ -296,18 +333,16 @@ fn vary_origin(headers: &mut HeaderMap) {
         }
     }
     if joined.is_empty() {
-        headers.insert(VARY, VARY_ORIGIN);
+        entry.insert(VARY_ORIGIN);
         return;
     }
     joined.extend_from_slice(b"Origin");
     match HeaderValue::from_maybe_shared(Bytes::from(joined)) {
         Ok(value) => {
-            headers.insert(VARY, value);
+            entry.insert(value);
         }
         // Made of valid values and ASCII; kept as a fallback only.
-        Err(_) => {
-            headers.append(VARY, VARY_ORIGIN);
-        }
+        Err(_) => entry.append(VARY_ORIGIN),
     }
 }
 
@@ -388,7 +423,11 @@ fn origins(entries: &[String], credentials: bool) -> Result<AllowOrigins, CorsEr
             patterns.push(pattern);
         }
     }
-    Ok(AllowOrigins::List(patterns.into_boxed_slice()))
+    let serialized = patterns.iter().map(OriginPattern::serialized).collect();
+    Ok(AllowOrigins::List {
+        patterns: patterns.into_boxed_slice(),
+        serialized,
+    })
 }
 
 /// Parses `allow_methods`, keeping the first of duplicates.

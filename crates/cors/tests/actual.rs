@@ -94,6 +94,49 @@ async fn requests_without_origin_are_untouched() {
 }
 
 #[tokio::test]
+async fn any_one_upstream_cors_header_alone_is_removed() {
+    for (header, upstream) in [
+        (
+            "access-control-allow-origin",
+            &[("access-control-allow-origin", "true")],
+        ),
+        (
+            "access-control-allow-credentials",
+            &[("access-control-allow-credentials", "true")],
+        ),
+        (
+            "access-control-expose-headers",
+            &[("access-control-expose-headers", "true")],
+        ),
+    ] {
+        let harness = Harness::with_upstream_headers(
+            r#"allow_origins = ["https://app.example.com"]"#,
+            upstream,
+        );
+        let refused = harness
+            .send(actual(Method::GET, Some("https://evil.example.com")))
+            .await;
+        assert_eq!(
+            cors_headers(refused.headers()),
+            Vec::<String>::new(),
+            "{header}"
+        );
+        let allowed = harness
+            .send(actual(Method::GET, Some("https://app.example.com")))
+            .await;
+        assert_eq!(
+            cors_headers(allowed.headers()),
+            ["access-control-allow-origin"],
+            "{header}"
+        );
+        assert_eq!(
+            values(allowed.headers(), "access-control-allow-origin"),
+            ["https://app.example.com"]
+        );
+    }
+}
+
+#[tokio::test]
 async fn upstream_cors_headers_are_replaced_by_the_policy() {
     let harness = Harness::with_upstream_headers(
         r#"allow_origins = ["https://app.example.com"]"#,

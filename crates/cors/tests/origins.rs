@@ -70,6 +70,7 @@ async fn exact_origins_match_scheme_host_and_port() {
     for origin in [
         "https://app.example.com",
         "HTTPS://APP.EXAMPLE.COM",
+        "https://app.example.com:443",
         "http://localhost:3000",
         "http://[::1]:8080",
     ] {
@@ -84,6 +85,12 @@ async fn exact_origins_match_scheme_host_and_port() {
         "http://localhost:3001",
         "https://localhost:3000",
         "http://[::1]",
+        // Near misses of the byte-for-byte match: longer, shorter, or with a path.
+        "https://app.example.comm",
+        "https://app.example.co",
+        "https://app.example.com/",
+        "https://app.example.com.",
+        "https://app.example.com:",
     ] {
         assert!(!allowed(&harness, origin).await, "{origin} allowed");
     }
