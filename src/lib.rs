@@ -14,6 +14,7 @@
 //! | `access` | `gateway-access` | IP allow/deny lists (`access` feature) |
 //! | `cors` | `gateway-cors` | CORS, preflights answered at the edge (`cors` feature) |
 //! | `compression` | `gateway-compression` | gzip/br/zstd response compression (`compression` feature) |
+//! | `cache` | `gateway-cache` | RFC 9111 shared response cache with request coalescing (`cache` feature) |
 //! | `bin` | `gateway-bin` | the config-driven gateway as a library (`bin` feature) |
 //!
 //! The `otlp` feature (off by default) adds OpenTelemetry span export to `bin` (the `[tracing]`
@@ -37,6 +38,8 @@ pub use gateway_auth as auth;
 pub use gateway_bin as bin;
 #[cfg(feature = "breaker")]
 pub use gateway_breaker as breaker;
+#[cfg(feature = "cache")]
+pub use gateway_cache as cache;
 #[cfg(feature = "compression")]
 pub use gateway_compression as compression;
 #[cfg(feature = "cors")]

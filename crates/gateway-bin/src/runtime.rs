@@ -81,12 +81,19 @@ impl AdminSource for State {
     fn metrics(&self) -> String {
         let loaded = self.loaded.load();
         let circuits = loaded.generation.circuits();
+        let (cache_bytes, cache_evictions) = loaded.generation.cache_stats();
         let snapshot = Snapshot {
             active_connections: self.gauge.get(),
             ratelimit_backend_errors: loaded.generation.ratelimit_backend_errors(),
             circuits: &circuits,
+            cache_bytes,
+            cache_evictions,
         };
         self.registry.render(&snapshot)
+    }
+
+    fn purge(&self, route: Option<(&str, &str)>) -> Result<u64, admin::PurgeError> {
+        self.loaded.load().generation.purge(route)
     }
 }
 

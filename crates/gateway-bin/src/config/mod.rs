@@ -43,6 +43,10 @@ pub type AccessSection = gateway_access::config::AccessConfig;
 /// `[compression]`, and a route's own `[routes.compression]` table: owned by
 /// `gateway-compression`.
 pub type CompressionSection = gateway_compression::CompressionConfig;
+/// `[cache]`: the gateway's response store, owned by `gateway-cache`.
+pub type CacheSection = gateway_cache::CacheConfig;
+/// `[routes.cache]`: a route's caching, owned by `gateway-cache`.
+pub type RouteCacheSection = gateway_cache::config::RouteCacheConfig;
 /// A route's `auth` mode: owned by `gateway-auth`.
 pub type AuthMode = gateway_auth::config::AuthMode;
 
@@ -71,6 +75,8 @@ pub struct Config {
     /// `[compression]`: response compression on every route that does not set its own
     /// `compression`.
     pub compression: Option<Spanned<CompressionSection>>,
+    /// `[cache]`: the response store shared by the routes that cache; absent: no caching.
+    pub cache: Option<Spanned<CacheSection>>,
     /// `[upstreams.NAME]`: where routes send traffic.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSection>,
@@ -254,6 +260,9 @@ pub struct RouteSection {
     /// `[compression]` wholesale, `false` for none, or `true` for `[compression]` (its
     /// defaults when there is none).
     pub compression: Option<Spanned<RouteCompression>>,
+    /// `[routes.cache]`: the route caches responses in the `[cache]` store; absent: it
+    /// does not cache.
+    pub cache: Option<Spanned<RouteCacheSection>>,
 }
 
 /// A route's `compression`: on or off, or its own settings.

@@ -231,3 +231,30 @@ fn route_compression_is_a_switch_or_a_table() {
     assert_eq!(err.field.as_deref(), Some("routes[0].compression"), "{err}");
     assert!(err.message.contains("gzip"), "{err}");
 }
+
+#[test]
+fn cache_sections_are_checked_with_their_lines() {
+    let with = |text: &str| parse(&format!("{BASE}{text}"));
+    let config =
+        with("[routes.cache]\ndefault_ttl = \"30s\"\n\n[cache]\nmax_size = \"1MiB\"\n").unwrap();
+    assert_eq!(config.cache.unwrap().get_ref().max_size.bytes(), 1 << 20);
+    let route = config.routes[0].cache.as_ref().unwrap().get_ref();
+    assert_eq!(route.default_ttl.get(), Duration::from_secs(30));
+
+    let err = with("[routes.cache]\n").unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("routes[0].cache"), "{err}");
+    assert!(err.message.contains("[cache]"), "{err}");
+    assert_eq!(err.position.map(|(line, _)| line), Some(11), "{err}");
+
+    let err = with("[routes.cache]\nkey_headers = [\"bad header\"]\n[cache]\n").unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("routes[0].cache"), "{err}");
+    assert!(err.message.contains("key_headers[0]"), "{err}");
+
+    let err = with("[routes.cache]\nttl = \"1s\"\n[cache]\n").unwrap_err();
+    assert!(err.to_string().contains("ttl"), "{err}");
+
+    let err = with("[cache]\nmax_size = \"1MiB\"\nmax_object = \"2MiB\"\n").unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("cache"), "{err}");
+    assert_eq!(err.position.map(|(line, _)| line), Some(11), "{err}");
+    assert!(err.message.contains("max_object"), "{err}");
+}

@@ -90,6 +90,11 @@ impl Config {
                 locator,
             )?;
         }
+        if let Some(cache) = &self.cache
+            && let Err(error) = cache.get_ref().check()
+        {
+            return Err(locator.at(Some(cache.span()), "cache".to_owned(), error));
+        }
         let mut seen: Seen<'_> = BTreeMap::new();
         for (index, route) in self.routes.iter().enumerate() {
             self.validate_route(index, route, locator, &mut seen)?;
@@ -135,6 +140,18 @@ impl Config {
             && let RouteCompression::Settings(settings) = compression.get_ref()
         {
             validate_compression(&field("compression"), settings, compression.span(), locator)?;
+        }
+        if let Some(cache) = &route.cache {
+            if self.cache.is_none() {
+                return Err(locator.at(
+                    Some(cache.span()),
+                    field("cache"),
+                    "caching needs the gateway's store: add a [cache] section",
+                ));
+            }
+            if let Err(error) = cache.get_ref().build() {
+                return Err(locator.at(Some(cache.span()), field("cache"), error));
+            }
         }
         if let Err(error) = gateway_proxy::UpgradeProtocols::new(route.upgrades.get_ref()) {
             return Err(locator.at(Some(route.upgrades.span()), field("upgrades"), error));

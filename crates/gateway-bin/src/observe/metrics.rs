@@ -122,6 +122,8 @@ pub(crate) struct RouteMetrics {
     access_denied: AtomicU64,
     /// Preflights the CORS policy refused.
     cors_rejected: AtomicU64,
+    /// The route's cache results (the layer counts into them; kept across reloads).
+    cache: Arc<gateway_cache::CacheCounters>,
 }
 
 impl RouteMetrics {
@@ -139,7 +141,13 @@ impl RouteMetrics {
             decisions: Default::default(),
             access_denied: AtomicU64::new(0),
             cors_rejected: AtomicU64::new(0),
+            cache: Arc::default(),
         }
+    }
+
+    /// The counters the route's cache layer counts into.
+    pub(crate) fn cache_counters(&self) -> &Arc<gateway_cache::CacheCounters> {
+        &self.cache
     }
 
     /// The route's upstream (empty for the unmatched pseudo-route).
@@ -233,6 +241,10 @@ pub(crate) struct Snapshot<'a> {
     pub(crate) ratelimit_backend_errors: u64,
     /// The circuit breakers, by upstream.
     pub(crate) circuits: &'a [Circuit],
+    /// `gateway_cache_bytes` (`None`: no `[cache]`).
+    pub(crate) cache_bytes: Option<u64>,
+    /// `gateway_cache_evictions_total`.
+    pub(crate) cache_evictions: u64,
 }
 
 impl Registry {
@@ -406,11 +418,43 @@ impl Registry {
                 );
             }
         }
+        self.render_cache(out, snapshot, routes);
         let _ = writeln!(
             out,
             "# HELP gateway_config_reloads_total Config reloads, by result.\n# TYPE gateway_config_reloads_total counter\ngateway_config_reloads_total{{result=\"success\"}} {}\ngateway_config_reloads_total{{result=\"failure\"}} {}",
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed)
+        );
+    }
+}
+
+impl Registry {
+    /// The response cache's results by route, its size and its evictions.
+    fn render_cache(&self, out: &mut String, snapshot: &Snapshot<'_>, routes: &[&RouteMetrics]) {
+        out.push_str("# HELP gateway_cache_requests_total Requests on routes with a cache, by route and result.\n# TYPE gateway_cache_requests_total counter\n");
+        for route in routes {
+            for result in gateway_cache::CacheResult::ALL {
+                let count = route.cache.get(result);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "gateway_cache_requests_total{{route=\"{}\",result=\"{}\"}} {count}",
+                        escape(&route.name),
+                        result.as_str()
+                    );
+                }
+            }
+        }
+        if let Some(bytes) = snapshot.cache_bytes {
+            let _ = writeln!(
+                out,
+                "# HELP gateway_cache_bytes Bytes held by the response store.\n# TYPE gateway_cache_bytes gauge\ngateway_cache_bytes {bytes}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP gateway_cache_evictions_total Responses evicted from the store for room.\n# TYPE gateway_cache_evictions_total counter\ngateway_cache_evictions_total {}",
+            snapshot.cache_evictions
         );
     }
 }
@@ -437,6 +481,8 @@ mod tests {
             active_connections: 0,
             ratelimit_backend_errors: 0,
             circuits: &[],
+            cache_bytes: None,
+            cache_evictions: 0,
         }
     }
 

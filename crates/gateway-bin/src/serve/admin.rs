@@ -1,5 +1,6 @@
-//! The admin listener: `GET /health` (liveness), `GET /ready` (readiness with detail) and
-//! `GET /metrics` (Prometheus text). Never served on the public port.
+//! The admin listener: `GET /health` (liveness), `GET /ready` (readiness with detail),
+//! `GET /metrics` (Prometheus text) and `POST /cache/purge` (drops stored responses). Never
+//! served on the public port.
 
 use std::convert::Infallible;
 use std::net::TcpListener as StdListener;
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use gateway_core::Problem;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -21,6 +22,70 @@ pub(crate) trait AdminSource: Send + Sync + 'static {
     fn readiness(&self) -> (bool, serde_json::Value);
     /// Every metric in the Prometheus text format.
     fn metrics(&self) -> String;
+    /// Drops every stored response (`None`) or those of one route's path, as clients send
+    /// it; how many were dropped.
+    fn purge(&self, route: Option<(&str, &str)>) -> Result<u64, PurgeError>;
+}
+
+/// Why a purge was refused.
+pub(crate) use crate::route::stack::PurgeError;
+
+/// The body of `POST /cache/purge`: `{"route": "users", "path": "/api/users/42"}` or
+/// `{"all": true}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    route: Option<String>,
+    path: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// The largest purge request body read.
+const MAX_PURGE_BODY: usize = 64 << 10;
+
+async fn purge(source: &dyn AdminSource, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let bad = |detail: String| {
+        Problem::new(StatusCode::BAD_REQUEST)
+            .with_detail(detail)
+            .into_response()
+    };
+    let body = match Limited::new(request.into_body(), MAX_PURGE_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(error) => return bad(format!("cannot read the request body: {error}")),
+    };
+    let parsed: PurgeRequest = match serde_json::from_slice(&body) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return bad(format!(
+                "expected {{\"route\": NAME, \"path\": PATH}} or {{\"all\": true}}: {error}"
+            ));
+        }
+    };
+    let target = match (&parsed.route, &parsed.path, parsed.all) {
+        (None, None, true) => None,
+        (Some(route), Some(path), false) => Some((route.as_str(), path.as_str())),
+        _ => {
+            return bad("give either `route` and `path`, or `\"all\": true`".to_owned());
+        }
+    };
+    match source.purge(target) {
+        Ok(purged) => respond(
+            StatusCode::OK,
+            "application/json",
+            serde_json::json!({ "purged": purged }).to_string(),
+        ),
+        Err(PurgeError::NoCache) => Problem::new(StatusCode::NOT_FOUND)
+            .with_detail("the gateway has no [cache] section")
+            .into_response(),
+        Err(PurgeError::UnknownRoute) => Problem::new(StatusCode::NOT_FOUND)
+            .with_detail("no route with a cache has that name")
+            .into_response(),
+        Err(PurgeError::BadPath(detail)) => bad(detail),
+    }
 }
 
 fn respond(
@@ -37,6 +102,14 @@ fn respond(
 }
 
 fn handle(source: &dyn AdminSource, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.uri().path() == "/cache/purge" {
+        // A POST is answered by `purge`; any other method gets here.
+        let mut response = Problem::new(StatusCode::METHOD_NOT_ALLOWED).into_response();
+        response
+            .headers_mut()
+            .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = Problem::new(StatusCode::METHOD_NOT_ALLOWED).into_response();
         response
@@ -65,7 +138,7 @@ fn handle(source: &dyn AdminSource, request: &Request<Incoming>) -> Response<Ful
             source.metrics(),
         ),
         _ => Problem::new(StatusCode::NOT_FOUND)
-            .with_detail("admin endpoints: /health, /ready, /metrics")
+            .with_detail("admin endpoints: /health, /ready, /metrics, POST /cache/purge")
             .into_response(),
     }
 }
@@ -93,8 +166,16 @@ pub(crate) async fn serve(
         };
         let source = source.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let response = handle(&*source, &request);
-            async move { Ok::<_, Infallible>(response) }
+            let source = source.clone();
+            async move {
+                let response =
+                    if request.method() == Method::POST && request.uri().path() == "/cache/purge" {
+                        purge(&*source, request).await
+                    } else {
+                        handle(&*source, &request)
+                    };
+                Ok::<_, Infallible>(response)
+            }
         });
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()

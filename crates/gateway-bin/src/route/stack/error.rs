@@ -64,6 +64,14 @@ pub enum BuildError {
         /// What is wrong.
         source: gateway_compression::CompressionError,
     },
+    /// A cache table cannot be built (a bad size, a bad key header).
+    #[error("{field}: {source}")]
+    Cache {
+        /// Where the settings are (`cache`, `routes[N].cache`).
+        field: String,
+        /// What is wrong.
+        source: gateway_cache::CacheError,
+    },
     /// A route path is invalid.
     #[error("routes[{index}].path: {reason}")]
     Route {

@@ -2,6 +2,7 @@
 //! `/metrics` read of it.
 
 use gateway_breaker::CircuitBreaker;
+use gateway_cache::CacheStore;
 use gateway_proxy::Proxy;
 use gateway_ratelimit::RateLimitBackend;
 
@@ -20,6 +21,29 @@ pub(crate) struct Generation {
     pub(super) ratelimit: RateLimitBackend,
     pub(super) redis_required: bool,
     pub(super) retired: Retired,
+    /// The response store (`[cache]`).
+    pub(super) cache: Option<CacheStore>,
+    /// What `POST /cache/purge` needs of each route with a cache: its name, prefix and
+    /// whether the prefix is stripped before the layer sees the path.
+    pub(super) cached_routes: Vec<CachedRoute>,
+}
+
+/// A route with a cache, as a purge finds it.
+pub(crate) struct CachedRoute {
+    pub(super) name: String,
+    pub(super) prefix: String,
+    pub(super) strip_prefix: bool,
+}
+
+/// Why a purge could not be done.
+#[derive(Debug)]
+pub(crate) enum PurgeError {
+    /// There is no `[cache]`.
+    NoCache,
+    /// No route with a cache has that name.
+    UnknownRoute,
+    /// The path is not one the route serves.
+    BadPath(String),
 }
 
 impl Generation {
@@ -57,10 +81,16 @@ impl Generation {
             serde_json::json!({ "configured": false })
         };
         let ready = !self.redis_required || self.ratelimit.is_connected();
-        (
-            ready,
-            serde_json::json!({ "upstreams": upstreams, "redis": redis }),
-        )
+        let mut detail = serde_json::json!({ "upstreams": upstreams, "redis": redis });
+        if let Some(store) = &self.cache {
+            let stats = store.stats();
+            detail["cache"] = serde_json::json!({
+                "entries": stats.entries,
+                "bytes": stats.bytes,
+                "max_size": store.max_size(),
+            });
+        }
+        (ready, detail)
     }
 
     /// Circuit state and transitions per upstream with a breaker, for `/metrics`.
@@ -89,6 +119,52 @@ impl Generation {
                 })
             })
             .collect()
+    }
+
+    /// The store's bytes (`None` without `[cache]`) and its evictions, replaced stores'
+    /// included, for `/metrics`.
+    pub(crate) fn cache_stats(&self) -> (Option<u64>, u64) {
+        let stats = self.cache.as_ref().map(CacheStore::stats);
+        (
+            stats.map(|s| s.bytes),
+            self.retired.cache_evictions + stats.map_or(0, |s| s.evictions),
+        )
+    }
+
+    /// `POST /cache/purge`: every entry (`route` `None`), or those of one route's path,
+    /// given as clients send it. Returns how many entries went.
+    pub(crate) fn purge(&self, route: Option<(&str, &str)>) -> Result<u64, PurgeError> {
+        let store = self.cache.as_ref().ok_or(PurgeError::NoCache)?;
+        let Some((name, path)) = route else {
+            let entries = store.stats().entries;
+            store.purge_all();
+            return Ok(entries);
+        };
+        let route = self
+            .cached_routes
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or(PurgeError::UnknownRoute)?;
+        let path = crate::route::path::normalize_path(path)
+            .map_err(|error| PurgeError::BadPath(error.to_string()))?;
+        // The layer sees the path the dispatcher forwards.
+        let prefix = route.prefix.as_str();
+        let under = prefix == "/"
+            || path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'));
+        if !under {
+            return Err(PurgeError::BadPath(format!(
+                "`{path}` is not under the route's path `{prefix}`"
+            )));
+        }
+        let seen = if route.strip_prefix {
+            crate::route::path::strip_prefix(&path, prefix.len())
+        } else {
+            &path
+        };
+        Ok(store.purge(name, seen) as u64)
     }
 
     /// Failed calls to the rate-limit stores of the process, replaced ones included.

@@ -8,6 +8,7 @@ use std::convert::Infallible;
 
 use gateway_access::{AccessLayer, AccessList};
 use gateway_auth::{Authenticator, JwtAuthLayer};
+use gateway_cache::{CacheBody, CacheLayer, CacheStore};
 use gateway_compression::{CompressionLayer, CompressionPolicy};
 use gateway_core::ResponseBody;
 use gateway_cors::{CorsLayer, CorsPolicy};
@@ -46,13 +47,21 @@ pub(super) struct Context<'a> {
     pub(super) compression: Option<CompressionPolicy>,
     pub(super) ratelimit: &'a RateLimitBackend,
     pub(super) authenticator: Option<&'a Authenticator>,
+    /// The response store (`[cache]`).
+    pub(super) cache: Option<&'a CacheStore>,
+    /// Where each route's cache results are counted (kept across reloads).
+    pub(super) registry: &'a crate::observe::metrics::Registry,
+    /// Whether the listener terminates TLS: the scheme of the cache keys.
+    pub(super) tls: bool,
+    /// `[server].request_timeout`: how long a request waits for another's fetch.
+    pub(super) request_timeout: std::time::Duration,
     /// `[headers.request]`.
     pub(super) global_request: &'a HeaderRules,
 }
 
 /// One route's layers around its upstream: the last line is the outermost layer, so read
 /// from the bottom for the order a request passes them (access, CORS, response headers,
-/// auth, request headers, rate limit, breaker, compression, proxy).
+/// auth, request headers, rate limit, cache, breaker, compression, proxy).
 pub(super) fn route_stack(
     context: &Context<'_>,
     index: usize,
@@ -61,8 +70,8 @@ pub(super) fn route_stack(
 ) -> Result<RouteStack, BuildError> {
     // A slot is an `Either` holding the service below it twice (with and without the layer),
     // so the stack's type doubles per slot. The stack is built in two halves, each erased
-    // into a box only when it has a layer: the compiler checks stacks of 2^5 and 2^4 instead
-    // of one of 2^9, and only a route with layers in both halves pays a second allocation.
+    // into a box only when it has a layer: the compiler checks stacks of 2^5 and 2^5 instead
+    // of one of 2^10, and only a route with layers in both halves pays a second allocation.
     let mut layered = false;
     let service = match compression(context, index, section)? {
         Some(compression) => {
@@ -72,13 +81,14 @@ pub(super) fn route_stack(
         None => Either::Right(upstream.proxy()),
     };
     let service = rejecting(&mut layered, upstream.breaker_layer(), service);
+    let service = caching(&mut layered, cache(context, index, section)?, service);
     let service = rejecting(&mut layered, rate_limit(context, section), service);
     let service = rewriting(&mut layered, request_headers(index, section)?, service);
-    let service = rewriting(&mut layered, global_request_headers(context), service);
     let inner = erased(layered, service, upstream);
 
     let mut layered = false;
     let service = inner.clone();
+    let service = rewriting(&mut layered, global_request_headers(context), service);
     let service = rejecting(&mut layered, authentication(context, section), service);
     let service = rewriting(&mut layered, response_headers(index, section)?, service);
     let service = rejecting(&mut layered, cors(context, index, section)?, service);
@@ -207,6 +217,39 @@ pub(super) fn compression_policy(
     })
 }
 
+/// The route's response cache (`[routes.cache]`, in the `[cache]` store): after auth and
+/// the rate limit, before the breaker (see the parent module's docs for why).
+fn cache(
+    context: &Context<'_>,
+    index: usize,
+    section: &RouteSection,
+) -> Result<Option<CacheLayer>, BuildError> {
+    let (Some(settings), Some(store)) = (&section.cache, context.cache) else {
+        return Ok(None);
+    };
+    let policy = settings
+        .get_ref()
+        .build()
+        .map_err(|source| BuildError::Cache {
+            field: format!("routes[{index}].cache"),
+            source,
+        })?;
+    let metrics = context
+        .registry
+        .route(section.display_name(), section.upstream.get_ref());
+    let scheme = if context.tls {
+        http::uri::Scheme::HTTPS
+    } else {
+        http::uri::Scheme::HTTP
+    };
+    let policy = policy
+        .scope(section.display_name())
+        .scheme(scheme)
+        .coalesce_timeout(context.request_timeout)
+        .counters(metrics.cache_counters().clone());
+    Ok(Some(CacheLayer::new(store.clone(), policy)))
+}
+
 /// The route's rate limit (after auth, so `key = "user"` is known).
 fn rate_limit(context: &Context<'_>, section: &RouteSection) -> Option<RateLimitLayer> {
     let limit = section.rate_limit.as_ref()?;
@@ -292,6 +335,32 @@ fn rejecting<L: Layer<S>, S>(
         Some(layer) => {
             *layered = true;
             Either::Left(MapResponse::new(layer.layer(inner), flatten as Flatten))
+        }
+        None => Either::Right(inner),
+    }
+}
+
+/// The cache's body around a route body, as one route body: what the cache passes through is
+/// the route body itself; what it serves becomes the upstream body's cached variant.
+type Uncache = fn(Response<CacheBody<RouteBody>>) -> Response<RouteBody>;
+
+fn uncache(response: Response<CacheBody<RouteBody>>) -> Response<RouteBody> {
+    response.map(|body| match body {
+        CacheBody::Inner { body } => body,
+        CacheBody::Cached { body } => ResponseBody::inner(CacheBody::cached(body)),
+    })
+}
+
+/// The cache's slot; absent, the inner service.
+fn caching<S>(
+    layered: &mut bool,
+    layer: Option<CacheLayer>,
+    inner: S,
+) -> Either<MapResponse<gateway_cache::Cache<S>, Uncache>, S> {
+    match layer {
+        Some(layer) => {
+            *layered = true;
+            Either::Left(MapResponse::new(layer.layer(inner), uncache as Uncache))
         }
         None => Either::Right(inner),
     }

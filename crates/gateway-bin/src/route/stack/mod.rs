@@ -18,17 +18,25 @@
 //!    route, verifies on routes with `auth`, sets the forwarded claim headers);
 //! 9. global then route request header rules (after auth, so `{claim.NAME}` is known);
 //! 10. the route's rate limit (after auth, so `key = "user"` is known);
-//! 11. the upstream's circuit breaker;
-//! 12. the route's response compression (`compression` on the route, else `[compression]`),
+//! 11. the route's response cache (`[routes.cache]`, in the `[cache]` store): after auth, so
+//!     `authorized = "per_user"` keys by the verified user and a refused token never reaches
+//!     a stored response, and after the rate limit, so a limited client gets no hits either
+//!     (a hit costs the limit a token like any request); before the breaker, so hits and
+//!     `stale_if_error` answers are served while the circuit is open;
+//! 12. the upstream's circuit breaker;
+//! 13. the route's response compression (`compression` on the route, else `[compression]`),
 //!     right around the proxy, so responses the gateway makes itself (401, 403, 429, 503)
-//!     are left alone;
-//! 13. the upstream's proxy, timed for `gateway_upstream_duration_seconds`.
+//!     are left alone, and the cache stores compressed bodies (keyed by `Accept-Encoding`
+//!     through the `Vary` compression adds);
+//! 14. the upstream's proxy, timed for `gateway_upstream_duration_seconds`.
 //!
-//! Slots 5 to 12 are the steps of `layers.rs` (in `route_stack`); 11 to 13 are built from
-//! `upstreams.rs`. State that must
+//! Slots 5 to 13 are the steps of `layers.rs` (in `route_stack`); 12 to 14 are built from
+//! `upstreams.rs`. The inner half holds compression, breaker, cache, rate limit and route
+//! request headers; the outer one global request headers, auth, response headers, CORS and
+//! access. State that must
 //! outlive a reload lives in [`Shared`] and is reused while its config is unchanged: the
-//! rate-limit store (with its counters), each upstream's circuit breaker and the JWT
-//! authenticator (with its verified-token cache and JWKS keys).
+//! rate-limit store (with its counters), each upstream's circuit breaker, the JWT
+//! authenticator (with its verified-token cache and JWKS keys) and the response store.
 
 mod error;
 mod front;
@@ -45,7 +53,7 @@ use gateway_ratelimit::OnError;
 
 pub use error::BuildError;
 pub(crate) use front::FrontService;
-pub(crate) use generation::Generation;
+pub(crate) use generation::{Generation, PurgeError};
 pub(crate) use layers::{RouteStack, header_rules};
 pub(crate) use shared::Shared;
 pub(crate) use upstreams::build_upstream;
@@ -66,6 +74,7 @@ pub(crate) async fn build(
 ) -> Result<Generation, BuildError> {
     let ratelimit = shared.ratelimit(config).await?;
     let authenticator = shared.authenticator(config)?;
+    let cache = shared.cache(config)?;
     let upstreams = upstreams::build_all(config, shared, registry)?;
     let global = global_headers(config)?;
     let context = layers::Context {
@@ -78,6 +87,10 @@ pub(crate) async fn build(
             .transpose()?,
         ratelimit: &ratelimit,
         authenticator: authenticator.as_ref(),
+        cache: cache.as_ref(),
+        registry,
+        request_timeout: config.server.request_timeout.get(),
+        tls: config.server.tls.is_some(),
         global_request: &global
             .as_ref()
             .map(|g| g.request.clone())
@@ -124,7 +137,25 @@ pub(crate) async fn build(
             .is_some_and(|r| r.on_error == OnError::Deny),
         ratelimit,
         retired: shared.retired(),
+        cached_routes: cached_routes(config),
+        cache,
     })
+}
+
+/// The routes with a cache, for purges.
+fn cached_routes(config: &Config) -> Vec<generation::CachedRoute> {
+    config
+        .routes
+        .iter()
+        .filter(|route| route.cache.is_some())
+        .filter_map(|route| {
+            Some(generation::CachedRoute {
+                name: route.display_name().to_owned(),
+                prefix: normalize_route_prefix(route.path.get_ref()).ok()?,
+                strip_prefix: route.strip_prefix,
+            })
+        })
+        .collect()
 }
 
 /// `[headers]`, compiled.
@@ -181,14 +212,16 @@ fn routes(
 }
 
 /// Whether a route needs the dispatcher's request timer (see [`Route::needs_deadline`]): it
-/// does when a layer can wait before forwarding (a Redis check, a JWKS key fetch), or when
-/// its upstream's timeout is longer than `request_timeout`.
+/// does when a layer can wait before forwarding (a Redis check, a JWKS key fetch, a cache
+/// miss waiting for another request's fetch), or when its upstream's timeout is longer than
+/// `request_timeout`.
 fn needs_deadline(
     config: &Config,
     section: &crate::config::RouteSection,
     context: &layers::Context<'_>,
 ) -> bool {
     let can_wait = (section.rate_limit.is_some() && context.ratelimit.is_redis())
+        || (section.cache.is_some() && context.cache.is_some())
         || (context.authenticator.is_some()
             && config
                 .jwt

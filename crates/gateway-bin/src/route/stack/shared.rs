@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use gateway_auth::Authenticator;
 use gateway_breaker::CircuitBreaker;
+use gateway_cache::CacheStore;
 use gateway_ratelimit::RateLimitBackend;
 
 use super::error::BuildError;
-use crate::config::{BreakerSection, Config, JwtSection, RedisSection};
+use crate::config::{BreakerSection, CacheSection, Config, JwtSection, RedisSection};
 
 /// The totals of counters whose source a reload replaced (a new rate-limit store, a new
 /// breaker), so that what `/metrics` reports never goes down for the life of the process.
@@ -20,6 +21,8 @@ pub(super) struct Retired {
     pub(super) backend_errors: u64,
     /// Per upstream, transitions to closed, open and half-open.
     pub(super) transitions: HashMap<String, [u64; 3]>,
+    /// Evictions of response stores replaced by a changed `[cache]`.
+    pub(super) cache_evictions: u64,
 }
 
 /// The states [`Retired::transitions`] counts, in its order.
@@ -46,6 +49,7 @@ pub(crate) struct Shared {
     breakers: HashMap<String, (BreakerSection, CircuitBreaker)>,
     retired: Retired,
     auth: Option<(JwtSection, Authenticator)>,
+    cache: Option<(CacheSection, CacheStore)>,
     #[cfg(feature = "otlp")]
     exporter: Option<Arc<crate::observe::otlp::Exporter>>,
 }
@@ -119,6 +123,32 @@ impl Shared {
         auth.start_jwks_refresh();
         self.auth = Some((jwt.clone(), auth.clone()));
         Ok(Some(auth))
+    }
+
+    /// The response store: kept while `[cache]` is unchanged, so entries survive reloads.
+    pub(super) fn cache(&mut self, config: &Config) -> Result<Option<CacheStore>, BuildError> {
+        let Some(section) = config.cache.as_ref().map(|section| section.get_ref()) else {
+            self.retire_cache();
+            return Ok(None);
+        };
+        if let Some((previous, store)) = &self.cache
+            && previous == section
+        {
+            return Ok(Some(store.clone()));
+        }
+        let store = section.build().map_err(|source| BuildError::Cache {
+            field: "cache".into(),
+            source,
+        })?;
+        self.retire_cache();
+        self.cache = Some((section.clone(), store.clone()));
+        Ok(Some(store))
+    }
+
+    fn retire_cache(&mut self) {
+        if let Some((_, store)) = self.cache.take() {
+            self.retired.cache_evictions += store.stats().evictions;
+        }
     }
 
     /// An upstream's breaker: the previous one while its settings are unchanged.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gateway_breaker::{BreakerLayer, CircuitBreaker};
+use gateway_cache::CacheBody;
 use gateway_compression::{Compression, CompressionBody, CompressionLayer};
 use gateway_core::ResponseBody;
 use gateway_proxy::{Balance, Proxy, ProxyBody, UpgradeProtocols, Upstream};
@@ -17,13 +18,13 @@ use crate::config::{BalanceSection, Config};
 use crate::observe::metrics::Registry;
 use crate::observe::timed::Timed;
 
-/// A route's response body: the upstream's (compressed or not), or a response a layer made
-/// itself.
+/// A route's response body: the upstream's (compressed or not, or served by the cache), or
+/// a response a layer made itself.
 pub(crate) type RouteBody = ResponseBody<UpstreamBody>;
 
 /// The upstream's body as a route forwards it: compressed on routes with compression, as
-/// the upstream sent it otherwise.
-pub(crate) type UpstreamBody = CompressionBody<ProxyBody>;
+/// the upstream sent it otherwise, or one the route's cache serves.
+pub(crate) type UpstreamBody = CacheBody<CompressionBody<ProxyBody>>;
 
 /// An upstream's proxy, timed for `gateway_upstream_duration_seconds`.
 pub(crate) type TimedProxy = Timed<Proxy>;
@@ -33,7 +34,7 @@ pub(crate) type Bare = MapResponse<TimedProxy, fn(Response<ProxyBody>) -> Respon
 
 pub(super) fn bare(proxy: TimedProxy) -> Bare {
     fn wrap(response: Response<ProxyBody>) -> Response<RouteBody> {
-        response.map(|body| ResponseBody::inner(CompressionBody::identity(body)))
+        response.map(|body| ResponseBody::inner(CacheBody::inner(CompressionBody::identity(body))))
     }
     MapResponse::new(
         proxy,
@@ -42,8 +43,10 @@ pub(super) fn bare(proxy: TimedProxy) -> Bare {
 }
 
 /// The timed proxy behind a route's response compression, in a route's body type.
-pub(crate) type CompressedProxy =
-    MapResponse<Compression<TimedProxy>, fn(Response<UpstreamBody>) -> Response<RouteBody>>;
+pub(crate) type CompressedProxy = MapResponse<
+    Compression<TimedProxy>,
+    fn(Response<CompressionBody<ProxyBody>>) -> Response<RouteBody>,
+>;
 
 /// One upstream as the routes use it.
 pub(super) struct BuiltUpstream {
@@ -63,12 +66,12 @@ impl BuiltUpstream {
     /// The proxy behind `compression`, in a route's body type.
     pub(super) fn compressed(&self, compression: &CompressionLayer) -> CompressedProxy {
         use tower_layer::Layer;
-        fn wrap(response: Response<UpstreamBody>) -> Response<RouteBody> {
-            response.map(ResponseBody::inner)
+        fn wrap(response: Response<CompressionBody<ProxyBody>>) -> Response<RouteBody> {
+            response.map(|body| ResponseBody::inner(CacheBody::inner(body)))
         }
         MapResponse::new(
             compression.layer(self.timed.clone()),
-            wrap as fn(Response<UpstreamBody>) -> Response<RouteBody>,
+            wrap as fn(Response<CompressionBody<ProxyBody>>) -> Response<RouteBody>,
         )
     }
 
