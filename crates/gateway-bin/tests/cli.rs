@@ -107,9 +107,9 @@ fn check_names_file_line_and_field() {
         ),
         (
             "rate-limit",
-            // Checked across the table's fields, so located at the table.
+            // Checked across the table's fields, and located at the key the check names.
             format!("{VALID}[routes.rate_limit]\nlimit = 0\nwindow = \"1m\"\n"),
-            10,
+            11,
             "routes[0].rate_limit",
         ),
         (
@@ -122,24 +122,33 @@ fn check_names_file_line_and_field() {
             "upstreams.users.circuit_breaker",
         ),
         (
+            "target-url",
+            VALID.replace(
+                "targets = [\"http://127.0.0.1:9\"]",
+                "targets = [\n  \"http://127.0.0.1:9\",\n  \"not a url\",\n]",
+            ),
+            7,
+            "upstreams.users.targets[1]",
+        ),
+        (
             "access-cidr",
             VALID.replace(
                 "[upstreams.users]",
                 "[access]\nallow = [\"10.0.0.0/33\"]\n\n[upstreams.users]",
             ),
-            4,
+            5,
             "access",
         ),
         (
             "cors-credentials-any",
             format!("{VALID}[routes.cors]\nallow_origins = [\"*\"]\nallow_credentials = true\n"),
-            10,
+            11,
             "routes[0].cors",
         ),
         (
             "cors-wildcard-scheme",
             format!("{VALID}[routes.cors]\nallow_origins = [\"https://*\"]\n"),
-            10,
+            11,
             "routes[0].cors",
         ),
         (
@@ -148,7 +157,7 @@ fn check_names_file_line_and_field() {
                 "[upstreams.users]",
                 "[compression]\nalgorithms = [\"gzip\", \"lz4\"]\n\n[upstreams.users]",
             ),
-            4,
+            5,
             "compression",
         ),
         (
@@ -169,7 +178,7 @@ fn check_names_file_line_and_field() {
         (
             "route-compression-content-type",
             format!("{VALID}[routes.compression]\ncontent_types = [\"json\"]\n"),
-            10,
+            11,
             "routes[0].compression",
         ),
     ];

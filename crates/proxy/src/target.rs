@@ -92,6 +92,9 @@ impl FromStr for TargetUrl {
         if uri.query().is_some() {
             return Err(invalid("a target URL cannot have a query"));
         }
+        if authority.port_u16() == Some(0) {
+            return Err(invalid("the port must be from 1 to 65535"));
+        }
         let base = uri.path().trim_end_matches('/');
         Ok(Self {
             text: text.into(),
@@ -251,6 +254,9 @@ mod tests {
             ("http://user:pw@example.com", "credentials"),
             ("http://example.com/?a=1", "query"),
             ("not a url", "not a URL"),
+            // Found by the `target_url` fuzz target: port 0 was taken for a target.
+            ("http://127ttp:0/ap:2sp", "port"),
+            ("https://127.0.0.1:0", "port"),
         ] {
             let err = url.parse::<TargetUrl>().unwrap_err().to_string();
             assert!(err.contains(reason), "{url}: {err}");

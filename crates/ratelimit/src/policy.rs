@@ -16,14 +16,17 @@ pub(crate) const MAX_LEASE: u32 = (1 << 24) - 1;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    /// A limit or capacity of zero would refuse every request.
-    #[error("the limit must be at least 1")]
+    /// A limit of zero would refuse every request.
+    #[error("limit must be at least 1")]
     ZeroLimit,
+    /// A bucket of no tokens would refuse every request.
+    #[error("capacity must be at least 1")]
+    ZeroCapacity,
     /// Windows are counted in milliseconds (the unit of Redis `PEXPIRE`).
-    #[error("the window must be at least 1ms (got {0:?})")]
+    #[error("window must be at least 1ms (got {0:?})")]
     WindowTooShort(Duration),
     /// A window so long its arithmetic would overflow.
-    #[error("the window must be at most {MAX_SPAN:?} (got {0:?})")]
+    #[error("window must be at most {MAX_SPAN:?} (got {0:?})")]
     WindowTooLong(Duration),
     /// The refill rate must be a positive number of tokens per second, at most one per µs.
     #[error("refill_per_second must be > 0 and <= 1000000 (got {0})")]
@@ -95,7 +98,7 @@ impl Policy {
     /// 333 333 µs).
     pub fn token_bucket(capacity: u32, refill_per_second: f64) -> Result<Self, PolicyError> {
         if capacity == 0 {
-            return Err(PolicyError::ZeroLimit);
+            return Err(PolicyError::ZeroCapacity);
         }
         if !(refill_per_second > 0.0 && refill_per_second <= MAX_REFILL_PER_SECOND) {
             return Err(PolicyError::InvalidRefill(refill_per_second));

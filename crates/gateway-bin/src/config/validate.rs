@@ -80,6 +80,20 @@ impl Config {
                     "an upstream needs at least one target",
                 ));
             }
+            // Parsed as the proxy will, so `gateway check` names the line of a bad target.
+            for (index, target) in upstream.targets.get_ref().iter().enumerate() {
+                if let Err(error) = target.parse::<gateway_proxy::TargetUrl>() {
+                    let span = upstream.targets.span();
+                    let within = locator
+                        .offset_of(span.clone(), target)
+                        .map_or(span, |at| at..at);
+                    return Err(locator.at(
+                        Some(within),
+                        format!("upstreams.{name}.targets[{index}]"),
+                        error,
+                    ));
+                }
+            }
         }
         validate_edge("", self.cors.as_ref(), self.access.as_ref(), locator)?;
         if let Some(compression) = &self.compression {
@@ -93,7 +107,7 @@ impl Config {
         if let Some(cache) = &self.cache
             && let Err(error) = cache.get_ref().check()
         {
-            return Err(locator.at(Some(cache.span()), "cache".to_owned(), error));
+            return Err(locator.in_table(cache.span(), "cache".to_owned(), error));
         }
         let mut seen: Seen<'_> = BTreeMap::new();
         for (index, route) in self.routes.iter().enumerate() {
@@ -150,7 +164,7 @@ impl Config {
                 ));
             }
             if let Err(error) = cache.get_ref().build() {
-                return Err(locator.at(Some(cache.span()), field("cache"), error));
+                return Err(locator.in_table(cache.span(), field("cache"), error));
             }
         }
         if let Err(error) = gateway_proxy::UpgradeProtocols::new(route.upgrades.get_ref()) {
@@ -209,12 +223,12 @@ fn validate_edge(
     if let Some(cors) = cors
         && let Err(error) = cors.get_ref().build()
     {
-        return Err(locator.at(Some(cors.span()), format!("{prefix}cors"), error));
+        return Err(locator.in_table(cors.span(), format!("{prefix}cors"), error));
     }
     if let Some(access) = access
         && let Err(error) = access.get_ref().build()
     {
-        return Err(locator.at(Some(access.span()), format!("{prefix}access"), error));
+        return Err(locator.in_table(access.span(), format!("{prefix}access"), error));
     }
     Ok(())
 }
@@ -229,7 +243,7 @@ fn validate_compression(
     settings
         .build()
         .map(drop)
-        .map_err(|error| locator.at(Some(span), field.to_owned(), error))
+        .map_err(|error| locator.in_table(span, field.to_owned(), error))
 }
 
 /// Routes seen so far by normalized prefix: index and methods.

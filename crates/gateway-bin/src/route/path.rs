@@ -228,3 +228,143 @@ mod tests {
         assert_eq!(strip_prefix("/x", 1), "/x");
     }
 }
+
+/// Properties of the normalization rule over arbitrary paths: what proptest searches for is
+/// an input that breaks the rule stated in the module docs.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::Config as ProptestConfig;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 1024,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Paths made of the pieces that matter (separators, dot segments, escapes of every
+    /// class, backslashes), plus arbitrary text.
+    fn path() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            4 => "[a-zA-Z0-9_~-]{1,4}",
+            3 => Just("/".to_owned()),
+            2 => Just(".".to_owned()),
+            2 => Just("..".to_owned()),
+            2 => "%[0-9a-fA-F]{2}",
+            1 => prop_oneof![Just("%2e"), Just("%2E"), Just("%2f"), Just("%5c"), Just("%00")]
+                .prop_map(str::to_owned),
+            1 => "%[0-9a-zA-Z]{0,2}",
+            1 => Just("\\".to_owned()),
+            1 => "[ -~]",
+            1 => "\\PC",
+        ];
+        prop_oneof![
+            8 => proptest::collection::vec(piece, 0..12)
+                .prop_map(|pieces| format!("/{}", pieces.concat())),
+            1 => any::<String>(),
+        ]
+    }
+
+    /// Every `%XX` of `path` decoded (what a lenient upstream might do to it).
+    fn fully_decoded(path: &str) -> Vec<u8> {
+        let bytes = path.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escape = (bytes[i] == b'%')
+                .then(|| Some(hex(*bytes.get(i + 1)?)? << 4 | hex(*bytes.get(i + 2)?)?))
+                .flatten();
+            match escape {
+                Some(value) => {
+                    out.push(value);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn normal_form_is_a_fixed_point(input in path()) {
+            if let Ok(normal) = normalize_path(&input) {
+                // Equal, though not always borrowed: a path with escapes takes the slow path.
+                let again = normalize_path(&normal);
+                prop_assert!(
+                    matches!(&again, Ok(same) if *same == normal),
+                    "{input:?} -> {normal:?} -> {again:?}"
+                );
+                if !normal.contains('%') {
+                    prop_assert!(matches!(again, Ok(Cow::Borrowed(_))), "{normal:?} copied");
+                }
+            }
+        }
+
+        #[test]
+        fn normal_form_has_no_ambiguity_even_fully_decoded(input in path()) {
+            if let Ok(normal) = normalize_path(&input) {
+                prop_assert!(normal.starts_with('/'));
+                prop_assert!(!normal.contains("//"), "{normal:?}");
+                prop_assert!(!normal.contains('\\'), "{normal:?}");
+                // Decoding what is left can make neither a separator nor a dot segment, so
+                // an upstream that decodes more than we do still sees the same path.
+                let decoded = fully_decoded(&normal);
+                prop_assert!(!decoded.contains(&b'\\'), "{normal:?}");
+                prop_assert_eq!(decoded.iter().filter(|&&b| b == b'/').count(),
+                    normal.matches('/').count());
+                for segment in decoded.split(|&b| b == b'/') {
+                    prop_assert!(segment != b"." && segment != b"..", "{normal:?}");
+                }
+                // The escapes left are of reserved bytes, in upper case.
+                let bytes = normal.as_bytes();
+                for (i, _) in normal.match_indices('%') {
+                    let (hi, lo) = (bytes[i + 1], bytes[i + 2]);
+                    prop_assert!(!hi.is_ascii_lowercase() && !lo.is_ascii_lowercase());
+                    let value = hex(hi).unwrap() << 4 | hex(lo).unwrap();
+                    prop_assert!(!is_unreserved(value), "{normal:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn refusals_are_for_the_documented_reasons(input in path()) {
+            let decoded = fully_decoded(&input);
+            match normalize_path(&input) {
+                Err(PathError::NotAbsolute) => prop_assert!(!input.starts_with('/')),
+                Err(PathError::AmbiguousCharacter) => prop_assert!(
+                    decoded.iter().any(|&b| b == b'\\' || b < 0x20 || b == 0x7f)
+                        || input.to_ascii_lowercase().contains("%2f"),
+                    "{input:?}"
+                ),
+                Err(PathError::BadEscape) => prop_assert!(
+                    decoded.contains(&b'%') || std::str::from_utf8(&decoded).is_err(),
+                    "{input:?}"
+                ),
+                Err(PathError::AboveRoot) => prop_assert!(
+                    decoded.windows(2).any(|w| w == b".."), "{input:?}"
+                ),
+                Ok(_) => prop_assert!(input.starts_with('/')),
+            }
+        }
+
+        #[test]
+        fn route_prefixes_match_their_own_paths(input in path()) {
+            // A prefix normalizes like a path, so the path it was written as routes to it.
+            if let Ok(prefix) = normalize_route_prefix(&input) {
+                let path = normalize_path(&input).unwrap();
+                prop_assert!(path.starts_with(&prefix), "{input:?}: {path:?} vs {prefix:?}");
+                let rest = strip_prefix(&path, prefix.len());
+                prop_assert!(rest.starts_with('/'), "{input:?}: {rest:?}");
+            }
+        }
+    }
+}
