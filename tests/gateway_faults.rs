@@ -1,6 +1,6 @@
 //! The fault matrix on the wire: an upstream that resets mid-response, cuts a chunked body
-//! short, answers with a broken status line or refuses connections, and a client that asks
-//! for `100 Continue`. Each fault gets its documented answer within a bounded time, and the
+//! short, stalls in the middle of a body, answers with a broken status line or refuses
+//! connections, and a client that asks for `100 Continue`. Each fault gets its documented answer within a bounded time, and the
 //! next normal request through the same gateway is served.
 
 mod support;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use support::raw::RawUpstream;
 use support::upstream::Upstream;
-use support::{TestGateway, config, get};
+use support::{TestGateway, config, get, metric};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -41,6 +41,14 @@ async fn faulty_upstream() -> RawUpstream {
                 let _ = stream.write_all(b"HTTP/1.1 two hundred OK\r\n\r\n").await;
                 None
             }
+            "/f/stall" => {
+                // Half the body, then silence with the connection open.
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                None
+            }
             "/f/garbage" => {
                 let _ = stream.write_all(b"\x16\x03\x01\x02\x00garbage\r\n\r\n").await;
                 None
@@ -59,6 +67,13 @@ async fn faulty_upstream() -> RawUpstream {
 fn gateway_for(url: &str) -> TestGateway {
     TestGateway::start(&config(&format!(
         "[upstreams.app]\ntargets = [\"{url}\"]\n[[routes]]\npath = \"/f\"\nupstream = \"app\"\n"
+    )))
+}
+
+/// A gateway whose `/f` route strips its prefix, for the echoing test upstream's own paths.
+fn stripping_gateway_for(url: &str) -> TestGateway {
+    TestGateway::start(&config(&format!(
+        "[upstreams.app]\ntargets = [\"{url}\"]\n[[routes]]\npath = \"/f\"\nupstream = \"app\"\nstrip_prefix = true\n"
     )))
 }
 
@@ -171,4 +186,144 @@ async fn expect_100_continue_gets_its_interim_answer_and_the_body_arrives() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("\"body_length\":10000"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_is_aborted_after_body_timeout_and_counted() {
+    let upstream = faulty_upstream().await;
+    let gw = TestGateway::start(&config(&format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[upstreams.app]\ntargets = [\"{}\"]\nbody_timeout = \"300ms\"\n[[routes]]\npath = \"/f\"\nupstream = \"app\"\n",
+        upstream.url()
+    )));
+    let (response, took) = exchange(&gw, "/f/stall").await;
+    assert!(response.starts_with("http/1.1 200"), "{response}");
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(body, "hello", "the half that arrived, then the abort");
+    assert!(
+        took >= Duration::from_millis(300) && took < BOUND,
+        "aborted after {took:?}"
+    );
+    still_serves(&gw).await;
+    let admin = gw.gateway().admin_addr().expect("admin listener");
+    let (_, text) = get(&format!("http://{admin}/metrics")).await;
+    let text = String::from_utf8_lossy(&text);
+    assert_eq!(
+        metric(
+            &text,
+            "gateway_upstream_body_timeouts_total{upstream=\"app\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+/// Resident memory of this process (the gateway runs in it), from `/proc`.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// Reads from `stream` until `at_least` bytes arrived (head included).
+async fn read_at_least(stream: &mut TcpStream, at_least: usize) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    while total < at_least {
+        let n = tokio::time::timeout(BOUND, stream.read(&mut buf))
+            .await
+            .expect("the download stalled")
+            .unwrap();
+        assert!(n > 0, "closed after {total} bytes");
+        total += n;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_download_closes_the_upstream_connection() {
+    let upstream = Upstream::start("app").await;
+    let gw = stripping_gateway_for(&upstream.url());
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"GET /f/stream/64 HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    read_at_least(&mut stream, 1 << 20).await;
+    drop(stream);
+    // The half-read upstream connection is closed, never pooled: the next request opens a
+    // new one and is served.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (parts, _) = get(&gw.url("/f/after")).await;
+    assert_eq!(parts.status, 200);
+    let connections = upstream
+        .seen
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(connections, 2, "the cut-off connection was reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_mid_upload_cancels_the_upstream_request() {
+    let upstream = Upstream::start("app").await;
+    let gw = stripping_gateway_for(&upstream.url());
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"POST /f/upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 10485760\r\n\r\n")
+        .await
+        .unwrap();
+    stream.write_all(&vec![b'x'; 1 << 20]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The upstream saw its request's body break off (its connection closed with it); the
+    // next request gets a fresh connection and a whole answer.
+    let (parts, body) = get(&gw.url("/f/after")).await;
+    assert_eq!(parts.status, 200);
+    let echo = support::json(&body);
+    assert_eq!(echo["method"], "GET");
+    let connections = upstream
+        .seen
+        .connections
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(connections, 2, "the broken upload's connection was reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_of_a_large_body_holds_little_memory() {
+    let upstream = Upstream::start("app").await;
+    let gw = stripping_gateway_for(&upstream.url());
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"GET /f/stream/64 HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_at_least(&mut stream, 1 << 20).await;
+    let before = rss_bytes();
+    // The client stops reading: the gateway must stop pulling from the upstream rather than
+    // buffer the 63 MiB that are left.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(
+        grown < 16 << 20,
+        "grew {grown} bytes while the client paused"
+    );
+    // Then it reads the rest: all of it arrives.
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = tokio::time::timeout(BOUND, stream.read(&mut buf))
+            .await
+            .expect("the download stalled")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    // Everything arrived (the head and any chunk framing come on top of the 64 MiB).
+    assert!(first + total >= 64 << 20, "only {} bytes", first + total);
 }

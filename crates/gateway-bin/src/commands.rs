@@ -12,7 +12,7 @@ use crate::route::stack::{BuildError, build_upstream, header_rules};
 /// rules compile. Used by `gateway check`; opens no connection.
 pub fn check(config: &Config) -> Result<(), BuildError> {
     for (name, section) in &config.upstreams {
-        build_upstream(name, section, config)?;
+        build_upstream(name, section, config, Default::default())?;
         if let Some(breaker) = &section.circuit_breaker {
             CircuitBreaker::named(name.as_str(), breaker.clone()).map_err(|source| {
                 BuildError::Breaker {

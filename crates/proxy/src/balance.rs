@@ -121,11 +121,19 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             max_idle: 1,
             max_response_head: 8192,
+            body_timeout: None,
+            body_timeouts: Default::default(),
         };
         (0..n)
             .map(|i| {
                 let url = format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap();
-                Arc::new(Target::new(i as u64, url, None, settings, Instant::now()))
+                Arc::new(Target::new(
+                    i as u64,
+                    url,
+                    None,
+                    settings.clone(),
+                    Instant::now(),
+                ))
             })
             .collect()
     }

@@ -1,15 +1,32 @@
-//! [`ProxyBody`], the response body that returns its connection to the pool when it ends.
+//! [`ProxyBody`], the response body that returns its connection to the pool when it ends,
+//! and aborts when the upstream stalls in the middle of it.
 
+use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 
 use crate::pool::Lease;
+
+/// Why a [`ProxyBody`] ended before its end.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The upstream's body broke off (connection reset or closed, malformed chunking).
+    #[error("the upstream's body broke off: {0}")]
+    Upstream(#[from] hyper::Error),
+    /// The upstream sent nothing for the upstream's `body_timeout`.
+    #[error("the upstream's body sent nothing for {0:?}")]
+    Idle(Duration),
+}
 
 pin_project! {
     /// The body of a [`Proxy`](crate::Proxy) response: the upstream's body, streamed, or a
@@ -31,7 +48,11 @@ pin_project! {
             body: Incoming,
             lease: Option<Lease>,
             // The upstream body's error, held back for one poll.
-            failed: Option<hyper::Error>,
+            failed: Option<BodyError>,
+            // Armed the first time the body has nothing to give, so a body that is ready
+            // at once (nearly all of them) never touches the timer; boxed, so the body
+            // stays small for the many moves of a response (a `Sleep` is ~100 bytes).
+            idle: Option<Pin<Box<Sleep>>>,
         },
         Local {
             body: Full<Bytes>,
@@ -55,6 +76,7 @@ impl ProxyBody {
                 body,
                 lease,
                 failed: None,
+                idle: None,
             },
         }
     }
@@ -79,43 +101,67 @@ impl std::fmt::Debug for ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project().kind.project() {
             KindProj::Upstream {
                 mut body,
                 lease,
                 failed,
+                idle,
             } => {
                 if let Some(error) = failed.take() {
                     return Poll::Ready(Some(Err(error)));
                 }
-                let frame = ready!(body.as_mut().poll_frame(cx));
-                match frame {
-                    Some(Ok(_)) if !body.is_end_stream() => {}
-                    Some(Ok(_)) | None => {
+                let error = match body.as_mut().poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if body.is_end_stream() {
+                            if let Some(lease) = lease.take() {
+                                lease.release();
+                            }
+                        } else if let (Some(sleep), Some(lease)) = (idle.as_mut(), &*lease)
+                            && let Some(after) = lease.target().pool.body_timeout
+                        {
+                            sleep.as_mut().reset(Instant::now() + after);
+                        }
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    Poll::Ready(None) => {
                         if let Some(lease) = lease.take() {
                             lease.release();
                         }
+                        return Poll::Ready(None);
                     }
-                    Some(Err(error)) => {
-                        // A broken body leaves the connection in an unknown state: close it.
-                        drop(lease.take());
-                        // hyper's server closes the connection on a body error without
-                        // flushing what it buffered, the response head included, so an
-                        // upstream that closes right after its head would leave the client
-                        // without a status line. One `Pending` first lets the server flush:
-                        // the client then always sees the head, then the connection abort.
-                        *failed = Some(error);
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
+                    Poll::Ready(Some(Err(error))) => BodyError::Upstream(error),
+                    Poll::Pending => {
+                        let Some((after, counter)) = lease.as_ref().and_then(|lease| {
+                            let pool = &lease.target().pool;
+                            pool.body_timeout.map(|after| (after, &pool.body_timeouts))
+                        }) else {
+                            return Poll::Pending;
+                        };
+                        let sleep = idle.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                        if sleep.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        BodyError::Idle(after)
                     }
-                }
-                Poll::Ready(frame)
+                };
+                // A broken body leaves the connection in an unknown state: close it.
+                drop(lease.take());
+                // hyper's server closes the connection on a body error without flushing what
+                // it buffered, the response head included, so an upstream that closes right
+                // after its head would leave the client without a status line. One
+                // `Pending` first lets the server flush: the client then always sees the
+                // head, then the connection abort.
+                *failed = Some(error);
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             KindProj::Local { body } => Pin::new(body)
                 .poll_frame(cx)

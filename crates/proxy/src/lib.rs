@@ -114,7 +114,7 @@ mod upstream;
 mod uri;
 
 pub use balance::Balance;
-pub use body::ProxyBody;
+pub use body::{BodyError, ProxyBody};
 pub use error::ProxyError;
 pub use protocols::{UpgradeProtocols, retain_upgrades};
 pub use service::{Proxy, ResponseFuture};

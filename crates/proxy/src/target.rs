@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -121,12 +122,16 @@ impl fmt::Display for TargetUrl {
 }
 
 /// Connection-pool settings every target of an upstream shares.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct PoolSettings {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle: usize,
     /// Largest response head read from a target.
     pub(crate) max_response_head: usize,
+    /// The longest a response body may go without a frame; `None`: no limit.
+    pub(crate) body_timeout: Option<Duration>,
+    /// Counts the bodies aborted by `body_timeout` (shared with whoever reports it).
+    pub(crate) body_timeouts: Arc<AtomicU64>,
 }
 
 /// A target and its shared state. One per target URL, behind an `Arc`.
@@ -270,6 +275,8 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             max_idle: 1,
             max_response_head: 8192,
+            body_timeout: None,
+            body_timeouts: Default::default(),
         };
         let target = Target::new(
             1,

@@ -65,6 +65,8 @@ impl Upstream {
             roots: crate::tls::UpstreamRoots::System,
             upgrades: UpgradeProtocols::default(),
             max_response_head: DEFAULT_MAX_RESPONSE_HEAD,
+            body_timeout: None,
+            body_timeouts: Arc::default(),
         }
     }
 
@@ -118,9 +120,29 @@ pub struct UpstreamBuilder {
     roots: crate::tls::UpstreamRoots,
     upgrades: UpgradeProtocols,
     max_response_head: usize,
+    body_timeout: Option<Duration>,
+    body_timeouts: Arc<AtomicU64>,
 }
 
 impl UpstreamBuilder {
+    /// The longest a response body may go without sending anything once its head has
+    /// arrived (default: no limit). A body idle that long is aborted (the client sees the
+    /// connection close before the body's end), its upstream connection closed, and the
+    /// abort counted in [`body_timeouts`](Self::body_timeouts)' counter. `Duration::ZERO`
+    /// turns the limit off. Raise it, or leave it off, for event streams and long polls.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// Where the bodies aborted by [`body_timeout`](Self::body_timeout) are counted (by
+    /// default a counter of this upstream's own): pass one that outlives the upstream to
+    /// keep the total across rebuilds.
+    pub fn body_timeouts(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.body_timeouts = counter;
+        self
+    }
+
     /// The certificate authorities `https://` targets are checked against (default: the
     /// system's trust store).
     pub fn tls_roots(mut self, roots: crate::tls::UpstreamRoots) -> Self {
@@ -213,6 +235,8 @@ impl UpstreamBuilder {
             idle_timeout: self.idle_timeout,
             max_idle: self.max_idle_per_target,
             max_response_head: self.max_response_head,
+            body_timeout: self.body_timeout,
+            body_timeouts: self.body_timeouts,
         };
         let epoch = Instant::now();
         let urls = self
@@ -230,7 +254,7 @@ impl UpstreamBuilder {
             .map(|url| {
                 let id = NEXT_TARGET_ID.fetch_add(1, Ordering::Relaxed);
                 let tls = if url.is_tls() { tls.clone() } else { None };
-                Arc::new(Target::new(id, url, tls, pool, epoch))
+                Arc::new(Target::new(id, url, tls, pool.clone(), epoch))
             })
             .collect();
         Ok(Upstream {

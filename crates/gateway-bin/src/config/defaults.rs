@@ -37,6 +37,10 @@ pub(super) fn upstream_timeout() -> HumanDuration {
 pub(super) fn idle_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(90))
 }
+/// As nginx's `proxy_read_timeout`.
+pub(super) fn body_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
 pub(super) fn eject_for() -> HumanDuration {
     HumanDuration(Duration::from_secs(5))
 }

@@ -200,6 +200,12 @@ pub struct UpstreamSection {
     /// How long an idle pooled connection is kept.
     #[serde(default = "defaults::idle_timeout")]
     pub idle_timeout: HumanDuration,
+    /// The longest a response body may go without sending anything once its head arrived:
+    /// then the body is aborted (the client's connection closes before the body's end) and
+    /// counted (`gateway_upstream_body_timeouts_total`). `"0s"` turns it off (long polls,
+    /// event streams that may stay quiet).
+    #[serde(default = "defaults::body_timeout")]
+    pub body_timeout: HumanDuration,
     /// Speak HTTP/2 with prior knowledge (h2c) to the targets.
     #[serde(default)]
     pub h2c: bool,

@@ -253,8 +253,9 @@ fn cache_sections_are_checked_with_their_lines() {
     let err = with("[routes.cache]\nttl = \"1s\"\n[cache]\n").unwrap_err();
     assert!(err.to_string().contains("ttl"), "{err}");
 
+    // Located at the key the check names, not at the table's header.
     let err = with("[cache]\nmax_size = \"1MiB\"\nmax_object = \"2MiB\"\n").unwrap_err();
     assert_eq!(err.field.as_deref(), Some("cache"), "{err}");
-    assert_eq!(err.position.map(|(line, _)| line), Some(11), "{err}");
+    assert_eq!(err.position.map(|(line, _)| line), Some(13), "{err}");
     assert!(err.message.contains("max_object"), "{err}");
 }

@@ -195,6 +195,9 @@ impl RouteMetrics {
 #[derive(Debug, Default)]
 pub(crate) struct UpstreamMetrics {
     duration: Histogram,
+    /// Response bodies aborted by the upstream's `body_timeout` (the proxy counts them here,
+    /// so the total outlives the proxies a reload replaces).
+    pub(crate) body_timeouts: Arc<AtomicU64>,
 }
 
 impl UpstreamMetrics {
@@ -330,6 +333,15 @@ impl Registry {
                 out,
                 "gateway_upstream_duration_seconds",
                 &format!("upstream=\"{}\"", escape(name)),
+            );
+        }
+        out.push_str("# HELP gateway_upstream_body_timeouts_total Response bodies aborted after the upstream sent nothing for its body_timeout, by upstream.\n# TYPE gateway_upstream_body_timeouts_total counter\n");
+        for (name, upstream) in &upstreams {
+            let _ = writeln!(
+                out,
+                "gateway_upstream_body_timeouts_total{{upstream=\"{}\"}} {}",
+                escape(name),
+                upstream.body_timeouts.load(Ordering::Relaxed)
             );
         }
     }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use gateway_breaker::{BreakerLayer, CircuitBreaker};
 use gateway_cache::CacheBody;
@@ -90,7 +91,12 @@ pub(super) fn build_all(
     let mut built = HashMap::with_capacity(config.upstreams.len());
     let mut breakers = HashMap::new();
     for (name, section) in &config.upstreams {
-        let proxy = build_upstream(name, section, config)?;
+        let proxy = build_upstream(
+            name,
+            section,
+            config,
+            registry.upstream(name).body_timeouts.clone(),
+        )?;
         let breaker = match &section.circuit_breaker {
             None => None,
             Some(settings) => {
@@ -122,6 +128,7 @@ pub(crate) fn build_upstream(
     name: &str,
     section: &crate::config::UpstreamSection,
     config: &Config,
+    body_timeouts: Arc<AtomicU64>,
 ) -> Result<Proxy, BuildError> {
     // The proxy tunnels what any of its routes allows; each route narrows it to its own.
     let upgrades = config
@@ -140,6 +147,8 @@ pub(crate) fn build_upstream(
         .connect_timeout(section.connect_timeout.get())
         .response_timeout(section.timeout.get())
         .idle_timeout(section.idle_timeout.get())
+        .body_timeout(section.body_timeout.get())
+        .body_timeouts(body_timeouts)
         .h2c(section.h2c)
         .preserve_host(section.preserve_host)
         .eject_for(section.eject_for.get())
