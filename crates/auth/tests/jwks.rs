@@ -187,6 +187,56 @@ async fn known_keys_survive_an_outage() {
 }
 
 #[tokio::test]
+async fn a_garbage_document_is_refused_and_the_last_good_keys_stay() {
+    let server = JwksServer::start(vec![]).await;
+    let auth = jwks_auth(&server.url(), Duration::ZERO);
+    let garbage = [
+        "<html><body>502 Bad Gateway</body></html>",
+        "{\"keys\": \"nope\"}",
+        "{\"keys\": [{\"kty\": \"RSA\", \"kid\": \"k1\", \"n\": \"!!\", \"e\": \"AQAB\"}]}",
+        "{\"keys\": [",
+        "",
+    ];
+    // No good document yet: every kind of garbage is an error, and requests get 503.
+    for document in garbage {
+        server.set_document(document);
+        let refreshed = auth.refresh_jwks().await;
+        assert!(
+            matches!(
+                refreshed,
+                Err(JwksError::Document(_) | JwksError::NoUsableKeys)
+            ),
+            "{document:?}: {refreshed:?}"
+        );
+        let (code, reason, _) = status(&auth, &rs256(rsa(), "k1", "x")).await;
+        assert_eq!(
+            (code, reason),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(AuthFailure::KeysUnavailable)
+            ),
+            "{document:?}"
+        );
+    }
+    server.set_keys(vec![TestKey::Rsa(rsa()).jwk("k1")]);
+    auth.refresh_jwks().await.unwrap();
+    assert_eq!(
+        status(&auth, &rs256(rsa(), "k1", "good")).await.0,
+        StatusCode::OK
+    );
+    // Garbage after a good document replaces nothing: the keys in memory keep verifying.
+    for document in garbage {
+        server.set_document(document);
+        assert!(auth.refresh_jwks().await.is_err(), "{document:?}");
+        assert_eq!(
+            status(&auth, &rs256(rsa(), "k1", document)).await.0,
+            StatusCode::OK,
+            "{document:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn no_keys_yet_means_503_with_retry_after() {
     let url = format!("http://{}/jwks.json", dead_port().await);
     let auth = jwks_auth(&url, Duration::from_secs(7));

@@ -271,6 +271,11 @@ impl JwksServer {
         *self.document.lock().unwrap() = json!({ "keys": keys }).to_string();
     }
 
+    /// Serves `text` as the document, whatever it is.
+    pub fn set_document(&self, text: &str) {
+        *self.document.lock().unwrap() = text.to_owned();
+    }
+
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
