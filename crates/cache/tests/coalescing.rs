@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{TestBody, Upstream, cache, counters, fetch, response};
+use common::{Got, TestBody, Upstream, cache, counters, fetch, response};
+use gateway_cache::Cache;
 use gateway_cache::CachePolicy;
 use http::Response;
 use http_body_util::BodyExt;
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 const MIB: u64 = 1 << 20;
@@ -29,6 +31,12 @@ fn gated(gate: Arc<Notify>, headers: &'static [(&'static str, &'static str)]) ->
     })
 }
 
+/// A client fetching `path` in a task of its own.
+fn spawn_fetch(cache: &Cache<Upstream>, path: &'static str) -> JoinHandle<Got> {
+    let cache = cache.clone();
+    tokio::spawn(async move { fetch(&cache, path).await })
+}
+
 /// Lets every ready task run until it waits (the tests run on one thread).
 async fn settle() {
     for _ in 0..20 {
@@ -41,12 +49,7 @@ async fn a_hundred_concurrent_misses_send_one_request() {
     let gate = Arc::new(Notify::new());
     let upstream = gated(gate.clone(), &[("cache-control", "max-age=60")]);
     let cache = cache(&upstream, CachePolicy::new(), MIB);
-    let clients: Vec<_> = (0..100)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { fetch(&cache, "/hot").await })
-        })
-        .collect();
+    let clients: Vec<_> = (0..100).map(|_| spawn_fetch(&cache, "/hot")).collect();
     settle().await;
     assert_eq!(upstream.calls(), 1);
     gate.notify_waiters();
@@ -68,12 +71,7 @@ async fn waiters_go_upstream_themselves_when_nothing_was_stored() {
     let gate = Arc::new(Notify::new());
     let upstream = gated(gate.clone(), &[("cache-control", "private")]);
     let cache = cache(&upstream, CachePolicy::new(), MIB);
-    let clients: Vec<_> = (0..10)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { fetch(&cache, "/mine").await })
-        })
-        .collect();
+    let clients: Vec<_> = (0..10).map(|_| spawn_fetch(&cache, "/mine")).collect();
     settle().await;
     assert_eq!(upstream.calls(), 1);
     gate.notify_waiters();
@@ -105,10 +103,7 @@ async fn a_waiter_stops_waiting_after_the_timeout() {
     });
     let policy = CachePolicy::new().coalesce_timeout(Duration::from_secs(2));
     let cache = cache(&upstream, policy, MIB);
-    let leader = tokio::spawn({
-        let cache = cache.clone();
-        async move { fetch(&cache, "/a").await }
-    });
+    let leader = spawn_fetch(&cache, "/a");
     settle().await;
     // The paused clock jumps to the waiter's deadline once everything waits.
     let waiter = fetch(&cache, "/a").await;
@@ -127,14 +122,8 @@ async fn a_dropped_waiter_does_not_cancel_the_fetch() {
     let gate = Arc::new(Notify::new());
     let upstream = gated(gate.clone(), &[("cache-control", "max-age=60")]);
     let cache = cache(&upstream, CachePolicy::new(), MIB);
-    let leader = tokio::spawn({
-        let cache = cache.clone();
-        async move { fetch(&cache, "/a").await }
-    });
-    let waiter = tokio::spawn({
-        let cache = cache.clone();
-        async move { fetch(&cache, "/a").await }
-    });
+    let leader = spawn_fetch(&cache, "/a");
+    let waiter = spawn_fetch(&cache, "/a");
     settle().await;
     waiter.abort();
     settle().await;
@@ -149,17 +138,9 @@ async fn the_leaders_client_leaving_does_not_cancel_the_fetch_for_its_waiters() 
     let gate = Arc::new(Notify::new());
     let upstream = gated(gate.clone(), &[("cache-control", "max-age=60")]);
     let cache = cache(&upstream, CachePolicy::new(), MIB);
-    let leader = tokio::spawn({
-        let cache = cache.clone();
-        async move { fetch(&cache, "/a").await }
-    });
+    let leader = spawn_fetch(&cache, "/a");
     settle().await;
-    let waiters: Vec<_> = (0..3)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { fetch(&cache, "/a").await })
-        })
-        .collect();
+    let waiters: Vec<_> = (0..3).map(|_| spawn_fetch(&cache, "/a")).collect();
     settle().await;
     leader.abort();
     settle().await;
