@@ -16,41 +16,16 @@ Loopback only, bounded: every step has a timeout. Needs nginx (apt-get install -
 
 import asyncio
 import os
-import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from bench_support import free_port, raise_fd_limit, rss, start_upstream, stop, wait_port
+
 CONNS = int(os.environ.get("CONNS", "5000"))
 SETTLE = float(os.environ.get("SETTLE", "30"))
 GW = os.environ.get("GW", "target/release/gateway")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 async def one_request(port):
@@ -79,29 +54,23 @@ async def open_idle(port, count):
 
 
 def main():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, CONNS * 2 + 1024)), hard))
+    raise_fd_limit(CONNS * 2 + 1024)
     work = tempfile.mkdtemp(prefix="idle-conns-")
     up, gw = free_port(), free_port()
-    with open(f"{work}/nginx.conf", "w") as f:
-        f.write(
-            f"worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/error.log warn;\n"
-            "events { worker_connections 4096; }\n"
-            f"http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work};"
-            f" fastcgi_temp_path {work}; uwsgi_temp_path {work}; scgi_temp_path {work};\n"
-            f"  server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"{'0123456789' * 10}\"; }} }} }}\n"
-        )
     with open(f"{work}/gateway.toml", "w") as f:
         f.write(
             f'[server]\nlisten = "127.0.0.1:{gw}"\nheader_read_timeout = "600s"\n'
             f'[upstreams.bench]\ntargets = ["http://127.0.0.1:{up}"]\n'
             '[[routes]]\npath = "/"\nupstream = "bench"\n'
         )
-    nginx = subprocess.Popen(["nginx", "-p", work, "-c", f"{work}/nginx.conf"])
-    gateway = subprocess.Popen([GW, "--config", f"{work}/gateway.toml"], stdout=subprocess.DEVNULL)
+    procs = [start_upstream(work, up)]
     try:
-        wait_port(up)
+        gateway = subprocess.Popen(
+            [GW, "--config", f"{work}/gateway.toml"], stdout=subprocess.DEVNULL
+        )
+        procs.append(gateway)
         wait_port(gw)
+
         async def warm_up():
             writer = await one_request(gw)
             writer.close()
@@ -134,13 +103,7 @@ def main():
             f"bytes_per_conn={per_conn:.0f} after_bytes={after} settled_bytes={settled}"
         )
     finally:
-        gateway.terminate()
-        nginx.terminate()
-        for process in (gateway, nginx):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(procs)
 
 
 if __name__ == "__main__":

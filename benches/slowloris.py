@@ -11,7 +11,6 @@ Needs nginx and wrk (apt-get install -y nginx-light wrk). Loopback only, bounded
 
 import os
 import re
-import resource
 import socket
 import subprocess
 import sys
@@ -19,26 +18,11 @@ import tempfile
 import threading
 import time
 
+from bench_support import free_port, raise_fd_limit, start_upstream, stop, wait_port
+
 SLOW = int(os.environ.get("SLOW", "300"))
 SECONDS = int(os.environ.get("SECONDS", "15"))
 GW = os.environ.get("GW", "target/release/gateway")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def wrk(port, seconds):
@@ -52,7 +36,7 @@ def wrk(port, seconds):
     return rps, p50, p99
 
 
-def slow_client(port, stop, cut):
+def slow_client(port, halt, cut):
     head = b"GET /small HTTP/1.1\r\nHost: gw\r\nX-Padding: " + b"a" * 200 + b"\r\n\r\n"
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -60,54 +44,44 @@ def slow_client(port, stop, cut):
         return
     with s:
         for byte in head:
-            if stop.is_set():
+            if halt.is_set():
                 return
             try:
                 s.sendall(bytes([byte]))
             except OSError:
                 cut.append(1)
                 return
-            stop.wait(1)
+            halt.wait(1)
 
 
 def main():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, SLOW * 2 + 1024)), hard))
+    raise_fd_limit(SLOW * 2 + 1024)
     work = tempfile.mkdtemp(prefix="slowloris-")
     up, gw = free_port(), free_port()
-    with open(f"{work}/nginx.conf", "w") as f:
-        f.write(
-            f"worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/error.log warn;\n"
-            "events { worker_connections 4096; }\n"
-            f"http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work};"
-            f" fastcgi_temp_path {work}; uwsgi_temp_path {work}; scgi_temp_path {work};\n"
-            f"  server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"{'0123456789' * 10}\"; }} }} }}\n"
-        )
     with open(f"{work}/gateway.toml", "w") as f:
         f.write(
             f'[server]\nlisten = "127.0.0.1:{gw}"\naccess_log = false\n'
             f'[upstreams.bench]\ntargets = ["http://127.0.0.1:{up}"]\n'
             '[[routes]]\npath = "/"\nupstream = "bench"\n'
         )
-    procs = [subprocess.Popen(["nginx", "-p", work, "-c", f"{work}/nginx.conf"])]
+    procs = [start_upstream(work, up)]
     try:
-        wait_port(up)
         procs.append(
             subprocess.Popen([GW, "--config", f"{work}/gateway.toml"], stdout=subprocess.DEVNULL)
         )
         wait_port(gw)
         wrk(gw, 2)
         baseline = wrk(gw, SECONDS)
-        stop, cut = threading.Event(), []
+        halt, cut = threading.Event(), []
         threads = [
-            threading.Thread(target=slow_client, args=(gw, stop, cut), daemon=True)
+            threading.Thread(target=slow_client, args=(gw, halt, cut), daemon=True)
             for _ in range(SLOW)
         ]
         for thread in threads:
             thread.start()
         time.sleep(2)
         under = wrk(gw, SECONDS)
-        stop.set()
+        halt.set()
         for thread in threads:
             thread.join(timeout=5)
         print(f"without slow clients: {baseline[0]:9.0f} req/s, p50 {baseline[1]}, p99 {baseline[2]}")
@@ -118,12 +92,7 @@ def main():
             f"rps={under[0]:.0f} p99={under[2]} cut={len(cut)}"
         )
     finally:
-        for process in reversed(procs):
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(procs)
 
 
 if __name__ == "__main__":

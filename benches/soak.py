@@ -17,7 +17,6 @@ Needs nginx, wrk and redis-server (apt-get install -y nginx-light wrk redis-serv
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,39 +24,12 @@ import threading
 import time
 import urllib.request
 
+from bench_support import fds, free_port, rss, start_upstream, stop, wait_port
+
 DURATION = int(os.environ.get("DURATION", "60"))
 CONNS = int(os.environ.get("CONNS", "32"))
 GW = os.environ.get("GW", "target/release/gateway")
 SECRET = "soak-secret-0123456789abcdef0123456789abcdef"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def rss(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def metrics(admin):
@@ -74,15 +46,6 @@ def total(text, pattern):
 def main():
     work = tempfile.mkdtemp(prefix="soak-")
     up, gw, admin, redis = free_port(), free_port(), free_port(), free_port()
-    with open(f"{work}/nginx.conf", "w") as f:
-        f.write(
-            f"worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/error.log warn;\n"
-            "events { worker_connections 4096; }\n"
-            f"http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work};"
-            f" fastcgi_temp_path {work}; uwsgi_temp_path {work}; scgi_temp_path {work};\n"
-            f"  keepalive_requests 1000000;\n"
-            f"  server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"{'0123456789' * 10}\"; }} }} }}\n"
-        )
     config = f"""[server]
 listen = "127.0.0.1:{gw}"
 access_log = false
@@ -123,11 +86,10 @@ remove = ["Server"]
              "--appendonly", "no", "--dir", work],
             stdout=subprocess.DEVNULL,
         ),
-        subprocess.Popen(["nginx", "-p", work, "-c", f"{work}/nginx.conf"]),
     ]
     try:
         wait_port(redis)
-        wait_port(up)
+        procs.append(start_upstream(work, up))
         gateway = subprocess.Popen(
             [GW, "--config", f"{work}/gateway.toml"], env=env, stdout=subprocess.DEVNULL
         )
@@ -189,12 +151,7 @@ remove = ["Server"]
               f"rss_end={last[1]} rss_peak={peak_rss} fds_start={first[2]} fds_end={last[2]}")
         return 0 if ok else 1
     finally:
-        for process in reversed(procs):
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(procs)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""What the Python bench scripts beside this file share: free loopback ports, waiting for a
+listener, the nginx upstream answering 100 bytes at `/`, process memory and fds from `/proc`,
+the file-descriptor limit, and stopping what a script started."""
+
+import os
+import resource
+import socket
+import subprocess
+import time
+
+SMALL_BODY = "0123456789" * 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def rss(pid):
+    """Resident memory of `pid`, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def raise_fd_limit(needed):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, needed)), hard))
+
+
+def start_upstream(work, port):
+    """nginx (one worker, its files in `work`) answering `SMALL_BODY` on every path; returns
+    once it listens."""
+    with open(f"{work}/nginx.conf", "w") as f:
+        f.write(
+            f"worker_processes 1; daemon off; pid {work}/nginx.pid; error_log {work}/error.log warn;\n"
+            "events { worker_connections 4096; }\n"
+            f"http {{ access_log off; client_body_temp_path {work}; proxy_temp_path {work};"
+            f" fastcgi_temp_path {work}; uwsgi_temp_path {work}; scgi_temp_path {work};\n"
+            "  keepalive_requests 1000000;\n"
+            f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"{SMALL_BODY}\"; }} }} }}\n"
+        )
+    nginx = subprocess.Popen(["nginx", "-p", work, "-c", f"{work}/nginx.conf"])
+    wait_port(port)
+    return nginx
+
+
+def stop(processes):
+    """Stops the processes, the last started first."""
+    for process in reversed(processes):
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
