@@ -173,23 +173,7 @@ where
             }
             return ResponseFuture::ready(response);
         }
-        if head {
-            // A HEAD's answer has no body to store: it leads no fetch.
-            policy.counters.record(CacheResult::Miss);
-            return ResponseFuture::upstream(self.inner.call(request), After::Status(status::MISS));
-        }
-        match self.shared.store.join(key.current()) {
-            Role::Leader(guard) => {
-                // The fetch counts the result: it knows whether the entry was revalidated.
-                let (reply, receiver) = tokio::sync::oneshot::channel();
-                self.fetch(request, key, guard, Some(entry), Some(reply));
-                ResponseFuture::leader(receiver)
-            }
-            Role::Waiter(outcome) => {
-                policy.counters.record(CacheResult::Miss);
-                self.wait(request, key, directives, outcome)
-            }
-        }
+        self.join_fetch(request, key, directives, head, Some(entry))
     }
 }
 
@@ -220,21 +204,48 @@ impl<S> Cache<S> {
                 .insert(status::CACHE_STATUS, status::MISS);
             return ResponseFuture::ready(response);
         }
+        self.join_fetch(request, key, directives, head, None)
+    }
+
+    /// Leads the fetch of the key (revalidating `stale` when there is an entry), or waits for
+    /// the one already running; a HEAD, whose answer has no body to store, goes upstream
+    /// alone.
+    fn join_fetch<ReqBody, ResBody>(
+        &mut self,
+        request: Request<ReqBody>,
+        key: RequestKey,
+        directives: Directives,
+        head: bool,
+        stale: Option<Arc<Entry>>,
+    ) -> ResponseFuture<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+        ReqBody: Send + 'static,
+    {
+        let counters = &self.shared.policy.counters;
         if head {
-            policy.counters.record(CacheResult::Miss);
+            counters.record(CacheResult::Miss);
             return ResponseFuture::upstream(self.inner.call(request), After::Status(status::MISS));
         }
         // The URI's key, or the variant's when the URI's responses are known to vary:
         // requests for other variants then fetch their own.
         match self.shared.store.join(key.current()) {
             Role::Leader(guard) => {
-                policy.counters.record(CacheResult::Miss);
+                // A revalidation is counted by the fetch: it knows whether the entry was
+                // revalidated.
+                if stale.is_none() {
+                    counters.record(CacheResult::Miss);
+                }
                 let (reply, receiver) = tokio::sync::oneshot::channel();
-                self.fetch(request, key, guard, None, Some(reply));
+                self.fetch(request, key, guard, stale, Some(reply));
                 ResponseFuture::leader(receiver)
             }
             Role::Waiter(outcome) => {
-                policy.counters.record(CacheResult::Miss);
+                counters.record(CacheResult::Miss);
                 self.wait(request, key, directives, outcome)
             }
         }
