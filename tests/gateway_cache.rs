@@ -19,13 +19,12 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
+use support::jwt::{jwt_section, token};
 use support::{TempDir, TestGateway, config, get, metric, send};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 type Body = BoxBody<Bytes, Infallible>;
-
-const SECRET: &str = "end-to-end-test-secret-0123456789abcdef";
 
 /// What the upstream shares with the test.
 #[derive(Default)]
@@ -190,29 +189,6 @@ fn tokio_stream(
     mut rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>,
 ) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-fn jwt_section(dir: &TempDir) -> String {
-    let secret = dir.path.join("secret");
-    std::fs::write(&secret, SECRET).unwrap();
-    format!(
-        "[jwt]\nalgorithms = [\"HS256\"]\nsecret_file = \"{}\"\nissuer = \"api-gateway\"\n\n",
-        secret.display()
-    )
-}
-
-fn token(user: &str) -> String {
-    let serde_json::Value::Object(claims) = json!({ "user_id": user }) else {
-        unreachable!()
-    };
-    gateway::auth::mint_hs256(
-        SECRET.as_bytes(),
-        claims,
-        Duration::from_secs(600),
-        Some("api-gateway"),
-        None,
-    )
-    .unwrap()
 }
 
 /// A gateway with an admin listener, a store of `max_size`, and routes over `upstream`:
@@ -496,7 +472,10 @@ async fn authorized_requests_are_never_shared_across_users() {
     let upstream = CountingUpstream::start().await;
     let dir = TempDir::new();
     let gw = gateway(&upstream, "1MiB", &dir);
-    let (alice, bob) = (token("alice"), token("bob"));
+    let (alice, bob) = (
+        token(json!({"user_id": "alice"})),
+        token(json!({"user_id": "bob"})),
+    );
     let as_user = |token: &str| format!("Bearer {token}");
     for _ in 0..2 {
         let (_, body) = fetch(&gw, "/u/me", &[("authorization", &as_user(&alice))]).await;

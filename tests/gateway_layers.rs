@@ -8,33 +8,9 @@ use std::time::Duration;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
+use support::jwt::{jwt_section, token};
 use support::upstream::Upstream;
 use support::{TempDir, TestGateway, config, get, json, send};
-
-const SECRET: &str = "end-to-end-test-secret-0123456789abcdef";
-
-fn token(claims: serde_json::Value) -> String {
-    let serde_json::Value::Object(claims) = claims else {
-        unreachable!()
-    };
-    gateway::auth::mint_hs256(
-        SECRET.as_bytes(),
-        claims,
-        Duration::from_secs(600),
-        Some("api-gateway"),
-        None,
-    )
-    .unwrap()
-}
-
-fn jwt_section(dir: &TempDir) -> String {
-    let secret = dir.path.join("secret");
-    std::fs::write(&secret, SECRET).unwrap();
-    format!(
-        "[jwt]\nalgorithms = [\"HS256\"]\nsecret_file = \"{}\"\nissuer = \"api-gateway\"\n\n",
-        secret.display()
-    )
-}
 
 fn get_with(url: &str, headers: &[(&str, &str)]) -> Request<Full<bytes::Bytes>> {
     let mut request = Request::get(url);
