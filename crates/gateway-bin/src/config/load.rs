@@ -59,9 +59,7 @@ impl<'a> Locator<'a> {
             message: message.to_string(),
         }
     }
-}
 
-impl Locator<'_> {
     /// An error of a table that a layer crate checked as a whole: at the entry its message
     /// names (`deny[0]: `10.0.0.0/33` ...` points at that address in the `deny` list), else
     /// at the key, else at the table.
@@ -92,9 +90,7 @@ impl Locator<'_> {
             .map_or(start, |offset| start + offset);
         self.at(Some(offset..offset), field, message)
     }
-}
 
-impl Locator<'_> {
     /// Where `text` first appears inside `span` of the source.
     pub(crate) fn offset_of(&self, span: Range<usize>, text: &str) -> Option<usize> {
         let start = span.start;
