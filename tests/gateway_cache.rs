@@ -8,23 +8,20 @@ mod support;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use support::jwt::{jwt_section, token};
-use support::{TempDir, TestGateway, config, get, metric, send};
-use tokio::net::TcpListener;
+use support::{Served, ServedBody, TempDir, TestGateway, config, get, metric, send};
 use tokio::sync::Notify;
 
-type Body = BoxBody<Bytes, Infallible>;
+type Body = ServedBody;
 
 /// What the upstream shares with the test.
 #[derive(Default)]
@@ -42,43 +39,23 @@ struct State {
 
 /// An HTTP/1.1 and HTTP/2 upstream whose paths name their responses (see `answer`).
 struct CountingUpstream {
-    addr: SocketAddr,
+    served: Served,
     state: Arc<State>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for CountingUpstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl CountingUpstream {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
-        let task = {
+        let served = Served::start({
             let state = state.clone();
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |request| {
-                            answer(request, state.clone())
-                        });
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            })
-        };
-        Self { addr, state, task }
+            move |request| answer(request, state.clone())
+        })
+        .await;
+        Self { served, state }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.url()
     }
 
     /// Requests the upstream got for `path`.

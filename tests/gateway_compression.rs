@@ -7,20 +7,18 @@ mod support;
 
 use std::convert::Infallible;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::{TestGateway, config, send};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioIo;
+use support::{Served, ServedBody, TestGateway, config, send};
 use tokio::sync::Notify;
 
-type Body = BoxBody<Bytes, Infallible>;
+type Body = ServedBody;
 
 /// The JSON document `/json/N` serves: `N` bytes, repetitive enough to compress well but not
 /// constant, so a decoder that drops or reorders bytes is caught.
@@ -39,48 +37,24 @@ fn document(len: usize) -> Vec<u8> {
 
 /// A content server: each path names the response it gets (see `answer`).
 struct ContentUpstream {
-    addr: SocketAddr,
+    served: Served,
     /// Releases the rest of `/stream`.
     release: Arc<Notify>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ContentUpstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl ContentUpstream {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let release = Arc::new(Notify::new());
-        let task = {
+        let served = Served::start({
             let release = release.clone();
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = listener.accept().await {
-                    let release = release.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |request| {
-                            answer(request, release.clone())
-                        });
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            })
-        };
-        Self {
-            addr,
-            release,
-            task,
-        }
+            move |request| answer(request, release.clone())
+        })
+        .await;
+        Self { served, release }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.url()
     }
 }
 
