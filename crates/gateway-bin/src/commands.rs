@@ -12,7 +12,14 @@ use crate::route::stack::{BuildError, build_upstream, header_rules};
 /// rules compile. Used by `gateway check`; opens no connection.
 pub fn check(config: &Config) -> Result<(), BuildError> {
     for (name, section) in &config.upstreams {
-        build_upstream(name, section, config, Default::default())?;
+        // Without what runs in the background (lookups, probes): loading checked those
+        // settings, and `check` opens no connection.
+        let mut offline = section.clone();
+        offline.health_check = None;
+        offline.srv = None;
+        if !offline.targets.get_ref().is_empty() {
+            build_upstream(name, &offline, config, &Default::default(), None)?;
+        }
         if let Some(breaker) = &section.circuit_breaker {
             CircuitBreaker::named(name.as_str(), breaker.clone()).map_err(|source| {
                 BuildError::Breaker {

@@ -82,7 +82,9 @@ impl AdminSource for State {
         let loaded = self.loaded.load();
         let circuits = loaded.generation.circuits();
         let (cache_bytes, cache_evictions) = loaded.generation.cache_stats();
+        let targets = loaded.generation.target_health();
         let snapshot = Snapshot {
+            targets: &targets,
             active_connections: self.gauge.get(),
             ratelimit_backend_errors: loaded.generation.ratelimit_backend_errors(),
             circuits: &circuits,

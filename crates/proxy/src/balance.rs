@@ -4,12 +4,11 @@
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Deserialize;
 
-use crate::target::Target;
+use crate::set::TargetSet;
 
 /// How an upstream spreads requests over its targets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -39,22 +38,25 @@ impl Balancer {
     }
 
     /// The index of the target for the next attempt; `avoid` is a target that just failed,
-    /// skipped when another one exists.
-    pub(crate) fn pick(&self, targets: &[Arc<Target>], avoid: Option<usize>) -> usize {
+    /// skipped when another one exists. Targets that are ejected or fail their health
+    /// checks are skipped unless no other is left (fail open); weight 0 takes a target out
+    /// unless every target has weight 0.
+    pub(crate) fn pick(&self, set: &TargetSet, avoid: Option<usize>) -> usize {
+        let targets = &set.targets;
         let n = targets.len();
         if n <= 1 {
             return 0;
         }
-        let usable = |i: usize| Some(i) != avoid && !targets[i].is_ejected();
-        match self.policy {
-            Balance::RoundRobin => {
+        let usable = |i: usize| Some(i) != avoid && targets[i].is_usable();
+        match (&set.schedule, self.policy) {
+            (None, Balance::RoundRobin) => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
                 (0..n)
                     .map(|k| (start + k) % n)
                     .find(|&i| usable(i))
                     .unwrap_or_else(|| fallback(start % n, n, avoid))
             }
-            Balance::LeastRequest => {
+            (None, Balance::LeastRequest) => {
                 let a = random_below(n);
                 // A second, distinct index.
                 let b = (a + 1 + random_below(n - 1)) % n;
@@ -68,18 +70,67 @@ impl Balancer {
                     }
                     (true, false) => a,
                     (false, true) => b,
-                    (false, false) => (0..n)
-                        .map(|k| (a + k) % n)
-                        .find(|&i| usable(i))
-                        .unwrap_or_else(|| fallback(a, n, avoid)),
+                    (false, false) => scan(n, a, usable).unwrap_or_else(|| fallback(a, n, avoid)),
                 }
+            }
+            (Some(schedule), policy) => {
+                let len = schedule.len();
+                if len == 0 {
+                    // Every weight is 0: nothing to prefer, rotate over all of them.
+                    let start = self.next.fetch_add(1, Ordering::Relaxed);
+                    return scan(n, start % n, usable)
+                        .unwrap_or_else(|| fallback(start % n, n, avoid));
+                }
+                let weighted = |i: usize| usable(i) && targets[i].weight > 0;
+                let (first, start) = match policy {
+                    Balance::RoundRobin => {
+                        let start = self.next.fetch_add(1, Ordering::Relaxed) % len;
+                        (schedule[start] as usize, start)
+                    }
+                    Balance::LeastRequest => {
+                        // Two draws in proportion to weight; the lower load per unit of
+                        // weight wins (compared by cross-multiplying, without division).
+                        let (ia, ib) = (random_below(len), random_below(len));
+                        let (a, b) = (schedule[ia] as usize, schedule[ib] as usize);
+                        let pick = match (weighted(a), weighted(b)) {
+                            (true, true) => {
+                                let load = |x: usize, y: usize| {
+                                    targets[x].in_flight() as u64 * u64::from(targets[y].weight)
+                                };
+                                if load(b, a) < load(a, b) { b } else { a }
+                            }
+                            (true, false) => a,
+                            (false, true) => b,
+                            (false, false) => usize::MAX,
+                        };
+                        if pick != usize::MAX {
+                            return pick;
+                        }
+                        (a, ia)
+                    }
+                };
+                if weighted(first) {
+                    return first;
+                }
+                // Walk the cycle on from there, so skipped targets' shares spread by
+                // weight too; then any usable target, whatever its weight.
+                (1..len)
+                    .map(|k| schedule[(start + k) % len] as usize)
+                    .find(|&i| weighted(i))
+                    .or_else(|| scan(n, first, usable))
+                    .unwrap_or_else(|| fallback(first, n, avoid))
             }
         }
     }
 }
 
-/// Every target is ejected (or the one left just failed): use one anyway, preferring one
-/// that is not `avoid`.
+/// The first usable index from `from` on, wrapping around.
+fn scan(n: usize, from: usize, usable: impl Fn(usize) -> bool) -> Option<usize> {
+    (0..n).map(|k| (from + k) % n).find(|&i| usable(i))
+}
+
+/// Every target is ejected or unhealthy (or the one left just failed): use one anyway,
+/// preferring one that is not `avoid`.
 fn fallback(candidate: usize, n: usize, avoid: Option<usize>) -> usize {
     if Some(candidate) == avoid {
         (candidate + 1) % n
@@ -112,11 +163,16 @@ fn random_below(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::PoolSettings;
+    use crate::target::{PoolSettings, Target, TargetSpec};
+    use std::sync::Arc;
     use std::time::Duration;
     use tokio::time::Instant;
 
-    fn targets(n: usize) -> Vec<Arc<Target>> {
+    fn targets(n: usize) -> TargetSet {
+        weighted(&vec![1; n])
+    }
+
+    fn weighted(weights: &[u32]) -> TargetSet {
         let settings = PoolSettings {
             idle_timeout: Duration::from_secs(1),
             max_idle: 1,
@@ -124,18 +180,29 @@ mod tests {
             body_timeout: None,
             body_timeouts: Default::default(),
         };
-        (0..n)
-            .map(|i| {
+        let targets = weights
+            .iter()
+            .enumerate()
+            .map(|(i, &weight)| {
                 let url = format!("http://127.0.0.1:{}", 1000 + i).parse().unwrap();
                 Arc::new(Target::new(
                     i as u64,
-                    url,
+                    TargetSpec::configured(url, weight),
                     None,
                     settings.clone(),
                     Instant::now(),
                 ))
             })
-            .collect()
+            .collect();
+        TargetSet::new(targets)
+    }
+
+    fn shares(set: &TargetSet, balancer: &Balancer, picks: usize) -> Vec<usize> {
+        let mut counts = vec![0; set.len()];
+        for _ in 0..picks {
+            counts[balancer.pick(set, None)] += 1;
+        }
+        counts
     }
 
     #[test]
@@ -154,7 +221,7 @@ mod tests {
         let picks: Vec<usize> = (0..6).map(|_| balancer.pick(&targets, None)).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
 
-        targets[1].eject(Duration::from_secs(60));
+        targets.targets[1].eject(Duration::from_secs(60));
         let picks: Vec<usize> = (0..4).map(|_| balancer.pick(&targets, None)).collect();
         assert!(!picks.contains(&1), "{picks:?}");
         assert_ne!(balancer.pick(&targets, Some(0)), 0);
@@ -163,7 +230,7 @@ mod tests {
     #[tokio::test]
     async fn all_ejected_still_picks_one() {
         let targets = targets(2);
-        for target in &targets {
+        for target in &targets.targets {
             target.eject(Duration::from_secs(60));
         }
         for policy in [Balance::RoundRobin, Balance::LeastRequest] {
@@ -176,7 +243,7 @@ mod tests {
     #[test]
     fn least_request_prefers_the_less_loaded() {
         let targets = targets(2);
-        targets[0].begin();
+        targets.targets[0].begin();
         let balancer = Balancer::new(Balance::LeastRequest);
         assert!((0..100).all(|_| balancer.pick(&targets, None) == 1));
     }
@@ -186,9 +253,84 @@ mod tests {
         // With three targets and one of them busy, the busy one can only win when both
         // choices land on it, which distinct choices rule out.
         let targets = targets(3);
-        targets[2].begin();
+        targets.targets[2].begin();
         let balancer = Balancer::new(Balance::LeastRequest);
         assert!((0..1000).all(|_| balancer.pick(&targets, None) != 2));
+    }
+
+    #[test]
+    fn weighted_round_robin_follows_the_weights_exactly() {
+        let set = weighted(&[9, 1]);
+        let balancer = Balancer::new(Balance::RoundRobin);
+        assert_eq!(shares(&set, &balancer, 1000), [900, 100]);
+        // Weight 0 is out of rotation, yet still a target.
+        let set = weighted(&[2, 0, 1]);
+        assert_eq!(shares(&set, &balancer, 300), [200, 0, 100]);
+    }
+
+    #[test]
+    fn weighted_least_request_follows_the_weights_when_idle() {
+        let set = weighted(&[9, 1]);
+        let balancer = Balancer::new(Balance::LeastRequest);
+        let counts = shares(&set, &balancer, 10_000);
+        // Equal loads tie, and ties go to the first draw: the shares are the weights'.
+        assert!((8_700..=9_300).contains(&counts[0]), "{counts:?}");
+        let set = weighted(&[1, 0]);
+        assert_eq!(shares(&set, &balancer, 100), [100, 0]);
+    }
+
+    #[test]
+    fn weighted_least_request_compares_load_per_weight() {
+        // 4 in flight on weight 4 is lighter than 2 in flight on weight 1.
+        let set = weighted(&[4, 1]);
+        for _ in 0..4 {
+            set.targets[0].begin();
+        }
+        for _ in 0..2 {
+            set.targets[1].begin();
+        }
+        let balancer = Balancer::new(Balance::LeastRequest);
+        let counts = shares(&set, &balancer, 10_000);
+        // The busier target per unit of weight wins only when both draws land on it
+        // (1/25 of the time).
+        assert!(counts[1] < 700, "{counts:?}");
+    }
+
+    #[test]
+    fn unhealthy_targets_leave_rotation_until_none_is_left() {
+        for policy in [Balance::RoundRobin, Balance::LeastRequest] {
+            for weights in [&[1, 1, 1][..], &[3, 2, 1]] {
+                let set = weighted(weights);
+                let balancer = Balancer::new(policy);
+                set.targets[1].set_healthy(false);
+                let counts = shares(&set, &balancer, 300);
+                assert_eq!(counts[1], 0, "{policy:?} {weights:?}: {counts:?}");
+                assert!(counts[0] > 0 && counts[2] > 0, "{policy:?}: {counts:?}");
+                // Every target unhealthy: fail open rather than refuse.
+                for target in &set.targets {
+                    target.set_healthy(false);
+                }
+                let counts = shares(&set, &balancer, 300);
+                assert_eq!(counts.iter().sum::<usize>(), 300);
+                assert!(counts.iter().filter(|&&c| c > 0).count() >= 2, "{counts:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_weighted_target_that_is_skipped_hands_its_share_on() {
+        let set = weighted(&[9, 1, 0]);
+        set.targets[0].set_healthy(false);
+        let balancer = Balancer::new(Balance::RoundRobin);
+        // The healthy weighted target takes everything; weight 0 stays out while another
+        // target can serve.
+        assert_eq!(shares(&set, &balancer, 100), [0, 100, 0]);
+        set.targets[1].eject(Duration::from_secs(60));
+        let counts = shares(&set, &balancer, 10);
+        assert_eq!(
+            counts[2], 10,
+            "only the weight-0 target is usable: {counts:?}"
+        );
     }
 
     #[test]

@@ -183,3 +183,125 @@ impl Body for ProxyBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use http_body_util::BodyExt;
+    use hyper::server::conn::http1 as server;
+    use hyper_util::rt::TokioIo;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::target::{PoolSettings, Target, TargetSpec};
+
+    /// A response over an in-memory connection whose body frames the test sends, each
+    /// after the delay it gives (a virtual one: the clock is paused).
+    async fn response(frames: Vec<(Duration, &'static str)>) -> Incoming {
+        let (client_io, server_io) = tokio::io::duplex(64 << 10);
+        tokio::spawn(async move {
+            let frames = std::sync::Mutex::new(Some(frames));
+            let service = hyper::service::service_fn(move |_request| {
+                let frames = frames.lock().unwrap().take().unwrap_or_default();
+                let (tx, rx) = mpsc::channel(1);
+                tokio::spawn(async move {
+                    for (delay, text) in frames {
+                        tokio::time::sleep(delay).await;
+                        if tx.send(Bytes::from(text)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let body = Channel(rx);
+                async move { Ok::<_, std::convert::Infallible>(http::Response::new(body)) }
+            });
+            let _ = server::Builder::new()
+                .serve_connection(TokioIo::new(server_io), service)
+                .await;
+        });
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<
+            _,
+            http_body_util::Empty<Bytes>,
+        >(TokioIo::new(client_io))
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let request = http::Request::get("/")
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        sender.send_request(request).await.unwrap().into_body()
+    }
+
+    /// A body of the chunks a channel receives, ending when its sender is dropped.
+    struct Channel(mpsc::Receiver<Bytes>);
+
+    impl Body for Channel {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|data| Ok(Frame::data(data))))
+        }
+    }
+
+    fn lease(body_timeout: Duration, counter: &Arc<AtomicU64>) -> Lease {
+        let settings = PoolSettings {
+            idle_timeout: Duration::from_secs(90),
+            max_idle: 1,
+            max_response_head: 8192,
+            body_timeout: Some(body_timeout),
+            body_timeouts: counter.clone(),
+        };
+        let target = Target::new(
+            1,
+            TargetSpec::configured("http://127.0.0.1:1".parse().unwrap(), 1),
+            None,
+            settings,
+            Instant::now(),
+        );
+        Lease::new(Arc::new(target))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_silent_for_its_timeout_is_aborted_at_that_time() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let incoming = response(vec![
+            (Duration::ZERO, "first"),
+            (Duration::from_secs(30), "too late"),
+        ])
+        .await;
+        let mut body =
+            ProxyBody::upstream(incoming, Some(lease(Duration::from_secs(10), &counter)));
+        let start = Instant::now();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "first");
+        let error = match body.frame().await {
+            Some(Err(error)) => error,
+            other => panic!("expected the idle abort, got {other:?}"),
+        };
+        assert!(matches!(error, BodyError::Idle(after) if after == Duration::from_secs(10)));
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        assert_eq!(counter.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_frame_restarts_the_timer() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let frames = (0..5).map(|_| (Duration::from_secs(9), "tick")).collect();
+        let incoming = response(frames).await;
+        let body = ProxyBody::upstream(incoming, Some(lease(Duration::from_secs(10), &counter)));
+        let start = Instant::now();
+        let whole = body.collect().await.unwrap().to_bytes();
+        assert_eq!(whole, "tick".repeat(5));
+        // 45 s in all, never 10 s without a frame.
+        assert_eq!(start.elapsed(), Duration::from_secs(45));
+        assert_eq!(counter.load(Ordering::Relaxed), 0);
+    }
+}

@@ -25,4 +25,24 @@ pub enum ProxyError {
         /// Why it cannot be allowed.
         reason: &'static str,
     },
+    /// A health check's settings are unusable.
+    #[error("health check of upstream `{upstream}`: {reason}")]
+    InvalidHealthCheck {
+        /// The upstream.
+        upstream: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Discovery or health checks need a Tokio runtime to run on, and `build` was called
+    /// outside one.
+    #[error(
+        "upstream `{0}` resolves names or checks health in the background: build it inside a Tokio runtime"
+    )]
+    NoRuntime(String),
+    /// SRV discovery without a resolver.
+    #[error("upstream `{0}` takes targets from SRV records: give it a resolver")]
+    NoResolver(String),
+    /// The DNS resolver cannot be set up (an unreadable `/etc/resolv.conf`).
+    #[error("DNS resolver: {0}")]
+    Resolver(String),
 }

@@ -39,6 +39,8 @@ enum Failure {
     Unforwardable,
     /// The client's body could not be read while it was being forwarded.
     ClientBody,
+    /// The upstream has no target (yet): its SRV name has not resolved.
+    NoTargets,
 }
 
 /// Forwards `request` to one of the upstream's targets.
@@ -231,16 +233,22 @@ impl Exchange<'_> {
     ) -> Result<(Response<Incoming>, Lease), Failure> {
         let upstream = self.upstream;
         let h2 = upstream.h2c && !self.upgrade;
-        let mut base = "";
+        // The target the request was pointed at last: its base path is already in the URI.
+        let mut previous: Option<Arc<Target>> = None;
         let mut avoid = None;
         let mut retried = false;
         loop {
-            let index = upstream.balancer.pick(&upstream.targets, avoid);
-            let target = &upstream.targets[index];
-            self.retarget(&mut request, base, target, h2)?;
-            base = target.url.base_path();
+            let picked = upstream.targets.with(|set| {
+                let index = upstream.balancer.pick(set, avoid);
+                Some((index, set.targets.get(index)?.clone(), set.len()))
+            });
+            // Only an SRV name that never resolved leaves an upstream without targets.
+            let (index, target, count) = picked.ok_or(Failure::NoTargets)?;
+            let base = previous.as_ref().map_or("", |p| p.url.base_path());
+            self.retarget(&mut request, base, &target, h2)?;
 
-            let mut lease = Lease::new(target.clone());
+            let mut lease = Lease::new(target);
+            let target = lease.target();
             let attempt = if h2 {
                 // Boxed: the HTTP/2 path would make every request's future larger.
                 Box::pin(self.send_h2(target, request)).await
@@ -287,13 +295,12 @@ impl Exchange<'_> {
                 }
                 Err(error) => error,
             };
-            drop(lease);
-            match self.retry(error, target, &mut replay, retried) {
+            let next = self.retry(error, lease.target(), count, &mut replay, retried);
+            match next {
                 Some(next) => {
                     // A replayed request starts from the client's path again.
-                    if next.from_replay {
-                        base = "";
-                    }
+                    previous = (!next.from_replay).then(|| lease.target().clone());
+                    drop(lease);
                     request = next.request;
                     retried = true;
                     avoid = Some(index);
@@ -311,6 +318,7 @@ impl Exchange<'_> {
         &self,
         error: AttemptError,
         target: &Target,
+        targets: usize,
         replay: &mut Option<Replay>,
         retried: bool,
     ) -> Option<Retry> {
@@ -319,7 +327,7 @@ impl Exchange<'_> {
             target.eject(upstream.eject_for);
         }
         let next = match error.unsent {
-            Some(unsent) if upstream.targets.len() > 1 => Some(Retry {
+            Some(unsent) if targets > 1 => Some(Retry {
                 request: unsent,
                 from_replay: false,
             }),
@@ -459,6 +467,12 @@ fn failure_response(name: &str, failure: Failure) -> Response<ProxyBody> {
         Failure::Unforwardable => (
             Problem::new(StatusCode::BAD_REQUEST)
                 .with_detail("the request's host or target cannot be forwarded"),
+            None,
+        ),
+        Failure::NoTargets => (
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE).with_detail(format!(
+                "upstream `{name}` has no targets: its names have not resolved"
+            )),
             None,
         ),
         Failure::ClientBody => (

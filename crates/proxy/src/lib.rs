@@ -14,8 +14,16 @@
 //!   `Host` is the target's authority unless [`preserve_host`](UpstreamBuilder::preserve_host).
 //! - **Paths**: the request's path and query are appended to the target's base path, the
 //!   query byte for byte.
-//! - **Balancing**: round robin or least request (power of two choices); a target refusing
-//!   connections is [ejected](UpstreamBuilder::eject_for) for a while.
+//! - **Balancing**: round robin or least request (power of two choices), both following
+//!   [target weights](WeightedTarget) (smooth weighted round robin; weighted draws); a target
+//!   refusing connections is [ejected](UpstreamBuilder::eject_for) for a while.
+//! - **Discovery**: with a [`Resolver`] (hickory, asynchronous), a hostname target stands for
+//!   every address it resolves to and an [SRV name](UpstreamBuilder::srv) for its servers,
+//!   re-resolved in the background; removed addresses drain, a failed lookup keeps the last
+//!   good set.
+//! - **Health checks**: [active probes](HealthCheck) of every target take failing ones out of
+//!   rotation (failing open when none is left). The balancer reads a target's health with one
+//!   relaxed atomic load.
 //! - **Failures**: a refused connection is retried once on another target; a connection that
 //!   breaks after sending is retried once when the request is idempotent and bodiless.
 //!   Unreachable is `502`, no response headers in time `504`, both problem+json with a
@@ -99,14 +107,18 @@
 mod balance;
 mod body;
 mod deadline;
+mod discovery;
 mod error;
 mod forward;
 pub mod headers;
+mod health;
 mod pool;
 mod protocols;
 mod replay;
 mod request_body;
+mod resolver;
 mod service;
+mod set;
 mod target;
 mod tls;
 mod upgrade;
@@ -115,9 +127,13 @@ mod uri;
 
 pub use balance::Balance;
 pub use body::{BodyError, ProxyBody};
+pub use discovery::DiscoveryCounters;
 pub use error::ProxyError;
+pub use health::{HealthCheck, Probe};
+pub use pool::sweep_idle_connections;
 pub use protocols::{UpgradeProtocols, retain_upgrades};
+pub use resolver::{Resolver, ResolverOptions};
 pub use service::{Proxy, ResponseFuture};
-pub use target::TargetUrl;
+pub use target::{TargetSource, TargetUrl};
 pub use tls::UpstreamRoots;
-pub use upstream::{TargetStatus, Upstream, UpstreamBuilder};
+pub use upstream::{Health, TargetStatus, Upstream, UpstreamBuilder, WeightedTarget};

@@ -7,10 +7,11 @@
 //! used on the thread that made it. On a multi-thread runtime a response body may end on
 //! another thread: its connection then joins that thread's pool, which is just as good.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -65,6 +66,46 @@ type Pools = HashMap<u64, TargetPool, BuildHasherDefault<IdHasher>>;
 
 thread_local! {
     static POOLS: RefCell<Pools> = RefCell::new(Pools::default());
+    /// The value of `RETIRED` when this thread last dropped the pools of gone targets.
+    static SWEPT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts targets dropped (removed by a re-resolution, or rebuilt by a reload): a thread
+/// that sees it change drops its pools of targets that no longer exist.
+static RETIRED: AtomicU64 = AtomicU64::new(0);
+
+/// A target was dropped: its idle connections should go.
+pub(crate) fn note_retired() {
+    RETIRED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Drops this thread's idle connections to targets that no longer exist, and those idle
+/// longer than their upstream's `idle_timeout`.
+///
+/// Pools are swept as a side effect of their use; call this now and then (say every
+/// second) on each thread that proxies, so that a thread gone quiet closes them too, and
+/// the memory of its connections is returned.
+pub fn sweep_idle_connections() {
+    let now = Instant::now();
+    let _ = POOLS.try_with(|pools| {
+        let Ok(mut pools) = pools.try_borrow_mut() else {
+            return;
+        };
+        pools.retain(|_, pool| {
+            let Some(target) = pool.owner.upgrade() else {
+                return false;
+            };
+            pool.idle.retain(|conn| {
+                !conn.sender.is_closed()
+                    && now.saturating_duration_since(conn.since) < target.pool.idle_timeout
+            });
+            if pool.h2.as_ref().is_some_and(H2Sender::is_closed) {
+                pool.h2 = None;
+            }
+            !pool.idle.is_empty() || pool.h2.is_some()
+        });
+        let _ = SWEPT.try_with(|swept| swept.set(RETIRED.load(Ordering::Relaxed)));
+    });
 }
 
 /// Runs `f` on this thread's pool of a target. `None` while the thread is being torn down
@@ -73,20 +114,19 @@ fn with_pool<R>(target: &Arc<Target>, f: impl FnOnce(&mut TargetPool) -> R) -> O
     POOLS
         .try_with(|pools| {
             let mut pools = pools.try_borrow_mut().ok()?;
-            if !pools.contains_key(&target.id) {
-                // First use of a target on this thread: the time to drop the pools of
-                // targets that no longer exist, and their connections.
+            let retired = RETIRED.load(Ordering::Relaxed);
+            let swept = SWEPT
+                .try_with(|swept| swept.replace(retired))
+                .unwrap_or(retired);
+            if retired != swept {
                 pools.retain(|_, pool| pool.owner.strong_count() > 0);
-                pools.insert(
-                    target.id,
-                    TargetPool {
-                        owner: Arc::downgrade(target),
-                        idle: VecDeque::new(),
-                        h2: None,
-                    },
-                );
             }
-            pools.get_mut(&target.id).map(f)
+            let pool = pools.entry(target.id).or_insert_with(|| TargetPool {
+                owner: Arc::downgrade(target),
+                idle: VecDeque::new(),
+                h2: None,
+            });
+            Some(f(pool))
         })
         .ok()
         .flatten()

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -134,38 +134,106 @@ pub(crate) struct PoolSettings {
     pub(crate) body_timeouts: Arc<AtomicU64>,
 }
 
-/// A target and its shared state. One per target URL, behind an `Arc`.
+/// Where a target came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TargetSource {
+    /// Written in the configuration with an IP address (or a hostname not resolved yet,
+    /// which is then looked up per connection).
+    Static,
+    /// An address a configured hostname resolved to (A/AAAA).
+    Dns,
+    /// A server of an SRV record, with the port and weight it gives.
+    Srv,
+}
+
+impl TargetSource {
+    /// `"static"`, `"dns"` or `"srv"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Dns => "dns",
+            Self::Srv => "srv",
+        }
+    }
+}
+
+/// A target and its shared state. One per target URL and address, behind an `Arc`.
 #[derive(Debug)]
 pub(crate) struct Target {
     /// Process-unique key of this target's thread-local connection pools.
     pub(crate) id: u64,
     pub(crate) url: TargetUrl,
-    /// The socket address when the host is an IP literal (no resolution needed).
+    /// The socket address when the host is an IP literal or was resolved (no lookup per
+    /// connection then).
     pub(crate) addr: Option<SocketAddr>,
+    pub(crate) source: TargetSource,
+    /// Relative share of requests; 0 takes the target out of rotation.
+    pub(crate) weight: u32,
     /// `Host` header value of the target.
     pub(crate) host_header: HeaderValue,
     /// TLS settings, for an `https://` target.
     pub(crate) tls: Option<crate::tls::UpstreamTls>,
     pub(crate) pool: PoolSettings,
+    /// Set by active health checks only; read by the balancer with one relaxed load.
+    healthy: AtomicBool,
+    pub(crate) probes: crate::health::ProbeRecord,
     in_flight: AtomicUsize,
     /// Milliseconds since `epoch` until which the target is skipped; 0 when it is not.
     ejected_until: AtomicU64,
     epoch: Instant,
 }
 
-impl Target {
-    pub(crate) fn new(
-        id: u64,
-        url: TargetUrl,
-        tls: Option<crate::tls::UpstreamTls>,
-        pool: PoolSettings,
-        epoch: Instant,
-    ) -> Self {
+/// What a target is built from, besides the upstream's shared settings.
+#[derive(Clone, Debug)]
+pub(crate) struct TargetSpec {
+    pub(crate) url: TargetUrl,
+    /// The address to connect to; `None` to look the URL's host up per connection.
+    pub(crate) addr: Option<SocketAddr>,
+    pub(crate) source: TargetSource,
+    pub(crate) weight: u32,
+}
+
+impl TargetSpec {
+    /// A configured URL: its address is known when the host is an IP literal.
+    pub(crate) fn configured(url: TargetUrl, weight: u32) -> Self {
         let addr = url
             .host()
             .parse::<IpAddr>()
             .ok()
             .map(|ip| SocketAddr::new(ip, url.port()));
+        Self {
+            url,
+            addr,
+            source: TargetSource::Static,
+            weight,
+        }
+    }
+
+    /// Whether a target built from `self` is `target` (same URL, address and weight), so
+    /// that a re-resolution keeps the target and its state.
+    pub(crate) fn matches(&self, target: &Target) -> bool {
+        self.url == target.url
+            && self.addr == target.addr
+            && self.source == target.source
+            && self.weight == target.weight
+    }
+}
+
+impl Target {
+    pub(crate) fn new(
+        id: u64,
+        spec: TargetSpec,
+        tls: Option<crate::tls::UpstreamTls>,
+        pool: PoolSettings,
+        epoch: Instant,
+    ) -> Self {
+        let TargetSpec {
+            url,
+            addr,
+            source,
+            weight,
+        } = spec;
         // An `Authority` is always a valid header value.
         let host_header = HeaderValue::from_str(url.authority().as_str())
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
@@ -173,13 +241,32 @@ impl Target {
             id,
             url,
             addr,
+            source,
+            weight,
             host_header,
             tls,
             pool,
+            healthy: AtomicBool::new(true),
+            probes: crate::health::ProbeRecord::default(),
             in_flight: AtomicUsize::new(0),
             ejected_until: AtomicU64::new(0),
             epoch,
         }
+    }
+
+    /// Whether the balancer may pick the target: not ejected, not failing its health
+    /// checks.
+    pub(crate) fn is_usable(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && !self.is_ejected()
+    }
+
+    /// Whether the target passes its health checks (always, without them).
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
     }
 
     /// Requests sent to this target whose responses have not ended.
@@ -222,6 +309,24 @@ impl Target {
 
     fn millis(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+impl fmt::Display for Target {
+    /// The URL, and the address when it was resolved from the URL's name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.source, self.addr) {
+            (TargetSource::Static, _) | (_, None) => write!(f, "{}", self.url),
+            (_, Some(addr)) => write!(f, "{} ({addr})", self.url),
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        // Its idle pooled connections, on every thread, are closed at that thread's next
+        // pool access instead of lingering until the upstream closes them.
+        crate::pool::note_retired();
     }
 }
 
@@ -280,7 +385,7 @@ mod tests {
         };
         let target = Target::new(
             1,
-            "http://127.0.0.1:1".parse().unwrap(),
+            TargetSpec::configured("http://127.0.0.1:1".parse().unwrap(), 1),
             None,
             settings,
             Instant::now(),

@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::ServiceExt;
 
 fn proxy_to(url: impl AsRef<str>) -> Proxy {
-    Proxy::new(Upstream::builder("users", [url]).build().unwrap())
+    Proxy::new(Upstream::builder("users", [url.as_ref()]).build().unwrap())
 }
 
 #[tokio::test]

@@ -41,6 +41,33 @@ pub(super) fn idle_timeout() -> HumanDuration {
 pub(super) fn body_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(60))
 }
+pub(super) fn resolve_every() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+pub(super) fn no_targets() -> Spanned<Vec<super::TargetEntry>> {
+    Spanned::new(0..0, Vec::new())
+}
+pub(super) fn weight() -> u32 {
+    1
+}
+pub(super) fn health_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+pub(super) fn health_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+pub(super) fn healthy_threshold() -> u32 {
+    2
+}
+pub(super) fn unhealthy_threshold() -> u32 {
+    3
+}
+pub(super) fn resolver_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(2))
+}
+pub(super) fn resolver_attempts() -> usize {
+    2
+}
 pub(super) fn eject_for() -> HumanDuration {
     HumanDuration(Duration::from_secs(5))
 }

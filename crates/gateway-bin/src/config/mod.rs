@@ -77,6 +77,9 @@ pub struct Config {
     pub compression: Option<Spanned<CompressionSection>>,
     /// `[cache]`: the response store shared by the routes that cache; absent: no caching.
     pub cache: Option<Spanned<CacheSection>>,
+    /// `[resolver]`: the DNS servers that hostname and SRV targets are resolved with;
+    /// absent: the system's (`/etc/resolv.conf`).
+    pub resolver: Option<Spanned<ResolverSection>>,
     /// `[upstreams.NAME]`: where routes send traffic.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamSection>,
@@ -183,11 +186,23 @@ pub enum BalanceSection {
 }
 
 /// `[upstreams.NAME]`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSection {
-    /// Target base URLs, `http://host:port[/base]` or `https://host[:port][/base]`.
-    pub targets: Spanned<Vec<String>>,
+    /// Targets: base URLs, `http://host:port[/base]` or `https://host[:port][/base]`, or
+    /// `{ url = "...", weight = N }` tables. A hostname stands for every address it
+    /// resolves to, re-resolved every `resolve_every`.
+    #[serde(default = "defaults::no_targets")]
+    pub targets: Spanned<Vec<TargetEntry>>,
+    /// An SRV name (`_http._tcp.users.service.consul`) whose records give targets: host,
+    /// port and weight (`https://` for names starting with `_https.`).
+    pub srv: Option<Spanned<String>>,
+    /// The longest time between two lookups of a hostname or SRV name; a shorter TTL in
+    /// the answer wins (down to 1 s).
+    #[serde(default = "defaults::resolve_every")]
+    pub resolve_every: HumanDuration,
+    /// `[upstreams.NAME.health_check]`: active probes of every target.
+    pub health_check: Option<Spanned<HealthCheckSection>>,
     /// Load-balancing policy.
     #[serde(default)]
     pub balance: BalanceSection,
@@ -223,6 +238,110 @@ pub struct UpstreamSection {
     pub max_response_header_size: ByteSize,
     /// Circuit breaker for this upstream (all its targets).
     pub circuit_breaker: Option<BreakerSection>,
+}
+
+/// One entry of `targets`: a URL, or a `{ url, weight }` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetEntry {
+    /// The target URL.
+    pub url: String,
+    /// Relative share of requests (default 1); 0 keeps the target out of rotation while
+    /// another can serve.
+    pub weight: u32,
+}
+
+impl<'de> Deserialize<'de> for TargetEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            url: String,
+            #[serde(default = "defaults::weight")]
+            weight: u32,
+        }
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = TargetEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a target URL, or a table `{ url = \"http://...\", weight = 1 }`")
+            }
+            fn visit_str<E: serde::de::Error>(self, url: &str) -> Result<TargetEntry, E> {
+                Ok(TargetEntry {
+                    url: url.to_owned(),
+                    weight: 1,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TargetEntry, A::Error> {
+                let table = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(TargetEntry {
+                    url: table.url,
+                    weight: table.weight,
+                })
+            }
+        }
+        deserializer.deserialize_any(Entry)
+    }
+}
+
+/// `[upstreams.NAME.health_check]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSection {
+    /// The path probed with `GET` (sent as written, without the target's base path).
+    pub path: String,
+    /// Time between two probes of a target.
+    #[serde(default = "defaults::health_interval")]
+    pub interval: HumanDuration,
+    /// Time a probe may take, connecting included.
+    #[serde(default = "defaults::health_timeout")]
+    pub timeout: HumanDuration,
+    /// Passes in a row that bring a target back into rotation.
+    #[serde(default = "defaults::healthy_threshold")]
+    pub healthy_threshold: u32,
+    /// Failures in a row that take a target out of rotation.
+    #[serde(default = "defaults::unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+    /// Statuses that pass; default: any 2xx.
+    pub expect_status: Option<Vec<u16>>,
+    /// `Host` of the probes; default: the target's authority.
+    pub host: Option<String>,
+}
+
+impl HealthCheckSection {
+    /// The proxy's health check with these settings.
+    pub(crate) fn health_check(&self) -> gateway_proxy::HealthCheck {
+        let mut check = gateway_proxy::HealthCheck::new(self.path.clone())
+            .interval(self.interval.get())
+            .timeout(self.timeout.get())
+            .healthy_threshold(self.healthy_threshold)
+            .unhealthy_threshold(self.unhealthy_threshold);
+        if let Some(statuses) = &self.expect_status {
+            check = check.expect_status(statuses.iter().copied());
+        }
+        if let Some(host) = &self.host {
+            check = check.host(host.clone());
+        }
+        check
+    }
+}
+
+/// `[resolver]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolverSection {
+    /// DNS servers (`ip:port`) asked over UDP, and TCP for long answers; default: the
+    /// system's.
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+    /// Time allowed for one query.
+    #[serde(default = "defaults::resolver_timeout")]
+    pub timeout: HumanDuration,
+    /// Queries sent before a lookup fails.
+    #[serde(default = "defaults::resolver_attempts")]
+    pub attempts: usize,
 }
 
 /// `[[routes]]`.

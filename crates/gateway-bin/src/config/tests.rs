@@ -259,3 +259,110 @@ fn cache_sections_are_checked_with_their_lines() {
     assert_eq!(err.position.map(|(line, _)| line), Some(13), "{err}");
     assert!(err.message.contains("max_object"), "{err}");
 }
+
+const DISCOVERY: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+
+[resolver]
+nameservers = ["127.0.0.1:5353"]
+
+[upstreams.users]
+targets = [
+  { url = "http://10.0.0.5:8080", weight = 9 },
+  "http://users.internal:8080",
+]
+resolve_every = "2s"
+
+[upstreams.users.health_check]
+path = "/healthz"
+interval = "3s"
+expect_status = [200, 204]
+host = "users.internal"
+
+[upstreams.consul]
+srv = "_http._tcp.users.service.consul"
+
+[[routes]]
+path = "/api"
+upstream = "users"
+"#;
+
+#[test]
+fn discovery_sections_parse_with_their_defaults() {
+    let config = parse(DISCOVERY).unwrap();
+    let resolver = config.resolver.unwrap().into_inner();
+    assert_eq!(resolver.nameservers, ["127.0.0.1:5353".parse().unwrap()]);
+    assert_eq!(resolver.attempts, 2);
+    let users = &config.upstreams["users"];
+    let targets: Vec<(&str, u32)> = users
+        .targets
+        .get_ref()
+        .iter()
+        .map(|t| (t.url.as_str(), t.weight))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("http://10.0.0.5:8080", 9),
+            ("http://users.internal:8080", 1)
+        ]
+    );
+    assert_eq!(users.resolve_every.get(), Duration::from_secs(2));
+    let check = users.health_check.as_ref().unwrap().get_ref();
+    assert_eq!(check.interval.get(), Duration::from_secs(3));
+    assert_eq!(check.timeout.get(), Duration::from_secs(1));
+    assert_eq!((check.healthy_threshold, check.unhealthy_threshold), (2, 3));
+    assert_eq!(check.expect_status.as_deref(), Some(&[200, 204][..]));
+    let consul = &config.upstreams["consul"];
+    assert!(consul.targets.get_ref().is_empty());
+    assert_eq!(consul.resolve_every.get(), Duration::from_secs(10));
+}
+
+#[test]
+fn discovery_mistakes_are_located() {
+    let located = |src: String| {
+        let err = parse(&src).unwrap_err();
+        (err.position.map(|(line, _)| line), err.field, err.message)
+    };
+    let (line, field, message) = located(DISCOVERY.replace("weight = 9", "weight = 20000"));
+    assert_eq!(line, Some(10), "{message}");
+    assert_eq!(field.as_deref(), Some("upstreams.users.targets[0]"));
+    assert!(message.contains("20000"), "{message}");
+
+    let (line, _, message) = located(DISCOVERY.replace("weight = 9", "wieght = 9"));
+    assert_eq!(line, Some(10), "{message}");
+    assert!(message.contains("wieght"), "{message}");
+
+    let (_, field, message) =
+        located(DISCOVERY.replace("path = \"/healthz\"", "path = \"healthz\""));
+    assert_eq!(field.as_deref(), Some("upstreams.users.health_check"));
+    assert!(message.contains("must start with `/`"), "{message}");
+
+    let (_, field, message) = located(DISCOVERY.replace("[200, 204]", "[200, 42]"));
+    assert_eq!(field.as_deref(), Some("upstreams.users.health_check"));
+    assert!(message.contains("42"), "{message}");
+
+    let (line, field, message) =
+        located(DISCOVERY.replace("_http._tcp.users", "_http._tcp..users"));
+    assert_eq!(line, Some(22), "{message}");
+    assert_eq!(field.as_deref(), Some("upstreams.consul.srv"));
+
+    let (_, field, message) = located(DISCOVERY.replace(
+        "srv = \"_http._tcp.users.service.consul\"",
+        "resolve_every = \"1s\"",
+    ));
+    assert_eq!(field.as_deref(), Some("upstreams.consul.targets"));
+    assert!(message.contains("`srv`"), "{message}");
+
+    let (_, field, message) = located(DISCOVERY.replace("weight = 9", "weight = 0").replace(
+        "\"http://users.internal:8080\",",
+        "{ url = \"http://10.0.0.6:1\", weight = 0 },",
+    ));
+    assert_eq!(field.as_deref(), Some("upstreams.users.targets"));
+    assert!(message.contains("weight 0"), "{message}");
+
+    let (line, _, message) = located(DISCOVERY.replace("\"http://users.internal:8080\"", "42"));
+    assert_eq!(line, Some(11), "{message}");
+    assert!(message.contains("a target URL, or a table"), "{message}");
+}

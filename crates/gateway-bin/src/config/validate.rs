@@ -60,6 +60,83 @@ fn validate_tracing(
     Ok(())
 }
 
+/// Largest target weight: shares finer than 1 in 10,000 mean nothing.
+const MAX_WEIGHT: u32 = 10_000;
+
+fn validate_upstream(
+    name: &str,
+    upstream: &super::UpstreamSection,
+    locator: &Locator<'_>,
+) -> Result<(), ConfigError> {
+    let targets = upstream.targets.get_ref();
+    if targets.is_empty() && upstream.srv.is_none() {
+        return Err(locator.at(
+            Some(upstream.targets.span()).filter(|span| !span.is_empty()),
+            format!("upstreams.{name}.targets"),
+            "an upstream needs at least one target, or an `srv` name",
+        ));
+    }
+    // Parsed as the proxy will, so `gateway check` names the line of a bad target.
+    for (index, target) in targets.iter().enumerate() {
+        let span = upstream.targets.span();
+        let within = locator
+            .offset_of(span.clone(), &target.url)
+            .map_or(span, |at| at..at);
+        let at = |message: String| {
+            locator.at(
+                Some(within.clone()),
+                format!("upstreams.{name}.targets[{index}]"),
+                message,
+            )
+        };
+        if let Err(error) = target.url.parse::<gateway_proxy::TargetUrl>() {
+            return Err(at(error.to_string()));
+        }
+        if target.weight > MAX_WEIGHT {
+            return Err(at(format!(
+                "weight {} is above the largest, {MAX_WEIGHT}",
+                target.weight
+            )));
+        }
+    }
+    if upstream.srv.is_none() && !targets.is_empty() && targets.iter().all(|t| t.weight == 0) {
+        return Err(locator.at(
+            Some(upstream.targets.span()),
+            format!("upstreams.{name}.targets"),
+            "every target has weight 0: give at least one a weight",
+        ));
+    }
+    if let Some(srv) = &upstream.srv {
+        let valid = !srv.get_ref().is_empty()
+            && srv.get_ref().trim_end_matches('.').split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !valid {
+            return Err(locator.at(
+                Some(srv.span()),
+                format!("upstreams.{name}.srv"),
+                format!(
+                    "`{}` is not a DNS name (write e.g. `_http._tcp.users.service.consul`)",
+                    srv.get_ref()
+                ),
+            ));
+        }
+    }
+    if let Some(check) = &upstream.health_check
+        && let Err(error) = check.get_ref().health_check().check(name)
+    {
+        return Err(locator.in_table(
+            check.span(),
+            format!("upstreams.{name}.health_check"),
+            error,
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     pub(super) fn validate(&self, locator: &Locator<'_>) -> Result<(), ConfigError> {
         if let Some(tracing) = &self.tracing {
@@ -73,27 +150,16 @@ impl Config {
             ));
         }
         for (name, upstream) in &self.upstreams {
-            if upstream.targets.get_ref().is_empty() {
-                return Err(locator.at(
-                    Some(upstream.targets.span()),
-                    format!("upstreams.{name}.targets"),
-                    "an upstream needs at least one target",
-                ));
-            }
-            // Parsed as the proxy will, so `gateway check` names the line of a bad target.
-            for (index, target) in upstream.targets.get_ref().iter().enumerate() {
-                if let Err(error) = target.parse::<gateway_proxy::TargetUrl>() {
-                    let span = upstream.targets.span();
-                    let within = locator
-                        .offset_of(span.clone(), target)
-                        .map_or(span, |at| at..at);
-                    return Err(locator.at(
-                        Some(within),
-                        format!("upstreams.{name}.targets[{index}]"),
-                        error,
-                    ));
-                }
-            }
+            validate_upstream(name, upstream, locator)?;
+        }
+        if let Some(resolver) = &self.resolver
+            && resolver.get_ref().attempts == 0
+        {
+            return Err(locator.in_table(
+                resolver.span(),
+                "resolver.attempts".to_owned(),
+                "attempts: a lookup needs at least one query",
+            ));
         }
         validate_edge("", self.cors.as_ref(), self.access.as_ref(), locator)?;
         if let Some(compression) = &self.compression {

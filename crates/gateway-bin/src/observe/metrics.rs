@@ -198,6 +198,9 @@ pub(crate) struct UpstreamMetrics {
     /// Response bodies aborted by the upstream's `body_timeout` (the proxy counts them here,
     /// so the total outlives the proxies a reload replaces).
     pub(crate) body_timeouts: Arc<AtomicU64>,
+    /// DNS lookups and health probes of the upstream's discovery (kept across rebuilds
+    /// the same way).
+    pub(crate) discovery: Arc<gateway_proxy::DiscoveryCounters>,
 }
 
 impl UpstreamMetrics {
@@ -248,6 +251,17 @@ pub(crate) struct Snapshot<'a> {
     pub(crate) cache_bytes: Option<u64>,
     /// `gateway_cache_evictions_total`.
     pub(crate) cache_evictions: u64,
+    /// `gateway_upstream_target_healthy`, by upstream and target.
+    pub(crate) targets: &'a [TargetHealth],
+}
+
+/// Whether one target takes requests, for `gateway_upstream_target_healthy`.
+#[derive(Debug)]
+pub(crate) struct TargetHealth {
+    pub(crate) upstream: String,
+    /// The address connected to, or the URL's authority while unresolved.
+    pub(crate) target: String,
+    pub(crate) healthy: bool,
 }
 
 impl Registry {
@@ -314,13 +328,13 @@ impl Registry {
                 &format!("route=\"{}\"", escape(&route.name)),
             );
         }
-        self.render_upstreams(&mut out);
+        self.render_upstreams(&mut out, snapshot);
         self.render_process(&mut out, snapshot, &routes);
         out
     }
 
-    /// The upstream histograms.
-    fn render_upstreams(&self, out: &mut String) {
+    /// The upstream histograms and counters, and the targets' health.
+    fn render_upstreams(&self, out: &mut String, snapshot: &Snapshot<'_>) {
         let mut upstreams: Vec<(Arc<str>, &UpstreamMetrics)> = self
             .upstreams
             .iter()
@@ -342,6 +356,45 @@ impl Registry {
                 "gateway_upstream_body_timeouts_total{{upstream=\"{}\"}} {}",
                 escape(name),
                 upstream.body_timeouts.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP gateway_dns_resolutions_total Lookups of upstream hostnames and SRV names, by upstream and result (ok, empty: no address, error: no answer; both keep the last targets).\n# TYPE gateway_dns_resolutions_total counter\n");
+        for (name, upstream) in &upstreams {
+            let counters = &upstream.discovery;
+            for (result, count) in [
+                ("ok", counters.resolutions_ok()),
+                ("empty", counters.resolutions_empty()),
+                ("error", counters.resolutions_failed()),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "gateway_dns_resolutions_total{{upstream=\"{}\",result=\"{result}\"}} {count}",
+                    escape(name),
+                );
+            }
+        }
+        out.push_str("# HELP gateway_health_checks_total Active health probes, by upstream and result (pass, fail).\n# TYPE gateway_health_checks_total counter\n");
+        for (name, upstream) in &upstreams {
+            let counters = &upstream.discovery;
+            for (result, count) in [
+                ("pass", counters.probes_passed()),
+                ("fail", counters.probes_failed()),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "gateway_health_checks_total{{upstream=\"{}\",result=\"{result}\"}} {count}",
+                    escape(name),
+                );
+            }
+        }
+        out.push_str("# HELP gateway_upstream_target_healthy 1 when a target (an address of a resolved name) takes requests, 0 when it fails its health checks or is ejected.\n# TYPE gateway_upstream_target_healthy gauge\n");
+        for target in snapshot.targets {
+            let _ = writeln!(
+                out,
+                "gateway_upstream_target_healthy{{upstream=\"{}\",target=\"{}\"}} {}",
+                escape(&target.upstream),
+                escape(&target.target),
+                u8::from(target.healthy)
             );
         }
     }
@@ -493,6 +546,7 @@ mod tests {
             active_connections: 0,
             ratelimit_backend_errors: 0,
             circuits: &[],
+            targets: &[],
             cache_bytes: None,
             cache_evictions: 0,
         }

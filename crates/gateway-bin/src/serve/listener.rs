@@ -132,12 +132,18 @@ async fn next_connection(
     }
 }
 
-/// Flushes this worker's buffered access log lines every 100 ms: lines wait at most that long.
-async fn flush_access_log() {
+/// This worker's periodic chores: flushes its buffered access log lines every 100 ms (lines
+/// wait at most that long), and every second closes its pooled upstream connections that
+/// expired or whose target is gone (removed by DNS, or by a reload), which request traffic
+/// alone would leave open on a quiet worker.
+async fn housekeeping() {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    loop {
+    for round in 0u64.. {
         tick.tick().await;
         crate::observe::access_log::flush_thread();
+        if round % 10 == 0 {
+            gateway_proxy::sweep_idle_connections();
+        }
     }
 }
 
@@ -190,7 +196,7 @@ where
     let listener = TcpListener::from_std(listener)?;
     let builder = connection_builder(limits);
     let drain = crate::serve::drain::Drain::default();
-    let flusher = tokio::spawn(flush_access_log());
+    let flusher = tokio::spawn(housekeeping());
     loop {
         let Some((stream, peer)) = next_connection(&listener, &mut stop).await else {
             break;

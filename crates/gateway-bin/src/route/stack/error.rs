@@ -11,6 +11,9 @@ pub enum BuildError {
         /// What is wrong.
         source: gateway_proxy::ProxyError,
     },
+    /// The DNS resolver cannot be set up.
+    #[error("resolver: {0}")]
+    Resolver(gateway_proxy::ProxyError),
     /// A circuit breaker's settings are invalid.
     #[error("upstreams.{upstream}.circuit_breaker: {source}")]
     Breaker {

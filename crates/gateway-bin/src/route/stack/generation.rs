@@ -62,15 +62,28 @@ impl Generation {
     pub(crate) fn readiness(&self) -> (bool, serde_json::Value) {
         let mut upstreams = serde_json::Map::new();
         for (name, proxy, breaker) in &self.upstreams {
-            let targets: Vec<serde_json::Value> = proxy
-                .upstream()
+            let upstream = proxy.upstream();
+            let targets: Vec<serde_json::Value> = upstream
                 .targets()
-                .map(|t| serde_json::json!({ "url": t.url.to_string(), "in_flight": t.in_flight, "ejected": t.ejected }))
+                .map(|t| {
+                    serde_json::json!({
+                        "url": t.url.to_string(),
+                        "address": t.address.map(|a| a.to_string()),
+                        "source": t.source.as_str(),
+                        "weight": t.weight,
+                        "health": t.health.as_str(),
+                        "last_probe": t.last_probe.map(|p| p.to_string()),
+                        "in_flight": t.in_flight,
+                        "ejected": t.ejected,
+                    })
+                })
                 .collect();
             upstreams.insert(
                 name.clone(),
                 serde_json::json!({
                     "targets": targets,
+                    // Every target ejected or unhealthy: requests still go to them.
+                    "fail_open": !targets.is_empty() && !upstream.is_available(),
                     "circuit_breaker": breaker.as_ref().map(|b| b.state().as_str()),
                 }),
             );
@@ -91,6 +104,23 @@ impl Generation {
             });
         }
         (ready, detail)
+    }
+
+    /// Whether each target takes requests, for `/metrics`.
+    pub(crate) fn target_health(&self) -> Vec<crate::observe::metrics::TargetHealth> {
+        let mut all = Vec::new();
+        for (name, proxy, _) in &self.upstreams {
+            for target in proxy.upstream().targets() {
+                all.push(crate::observe::metrics::TargetHealth {
+                    upstream: name.clone(),
+                    target: target
+                        .address
+                        .map_or_else(|| target.url.authority().to_string(), |a| a.to_string()),
+                    healthy: target.health != gateway_proxy::Health::Unhealthy && !target.ejected,
+                });
+            }
+        }
+        all
     }
 
     /// Circuit state and transitions per upstream with a breaker, for `/metrics`.

@@ -75,7 +75,7 @@ pub(crate) async fn build(
     let ratelimit = shared.ratelimit(config).await?;
     let authenticator = shared.authenticator(config)?;
     let cache = shared.cache(config)?;
-    let upstreams = upstreams::build_all(config, shared, registry)?;
+    let upstreams = upstreams::build_all(config, shared, registry).await?;
     let global = global_headers(config)?;
     let context = layers::Context {
         access: layers::access_list(config.access.as_ref(), || "access".to_owned())?,

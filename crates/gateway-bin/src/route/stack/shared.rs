@@ -12,7 +12,13 @@ use gateway_cache::CacheStore;
 use gateway_ratelimit::RateLimitBackend;
 
 use super::error::BuildError;
-use crate::config::{BreakerSection, CacheSection, Config, JwtSection, RedisSection};
+use gateway_proxy::{Proxy, Resolver, ResolverOptions};
+use toml::Spanned;
+
+use super::upstreams::UpstreamKey;
+use crate::config::{
+    BreakerSection, CacheSection, Config, JwtSection, RedisSection, ResolverSection,
+};
 
 /// The totals of counters whose source a reload replaced (a new rate-limit store, a new
 /// breaker), so that what `/metrics` reports never goes down for the life of the process.
@@ -50,6 +56,8 @@ pub(crate) struct Shared {
     retired: Retired,
     auth: Option<(JwtSection, Authenticator)>,
     cache: Option<(CacheSection, CacheStore)>,
+    upstreams: HashMap<String, (UpstreamKey, Proxy)>,
+    resolver: Option<(Option<ResolverSection>, Resolver)>,
     #[cfg(feature = "otlp")]
     exporter: Option<Arc<crate::observe::otlp::Exporter>>,
 }
@@ -182,6 +190,48 @@ impl Shared {
         for (name, (_, breaker)) in std::mem::replace(&mut self.breakers, breakers) {
             self.retired.breaker(&name, &breaker);
         }
+    }
+
+    /// The upstream built last time from `key`, if it was.
+    pub(super) fn take_upstream(&mut self, name: &str, key: &UpstreamKey) -> Option<Proxy> {
+        match self.upstreams.remove(name) {
+            Some((previous, proxy)) if &previous == key => Some(proxy),
+            _ => None,
+        }
+    }
+
+    /// Keeps the upstreams the new generation uses for the next reload (the others stop
+    /// their discovery once the old generation is dropped).
+    pub(super) fn keep_upstreams(&mut self, upstreams: HashMap<String, (UpstreamKey, Proxy)>) {
+        self.upstreams = upstreams;
+    }
+
+    /// The DNS resolver for `[resolver]`: the previous one while the section is unchanged.
+    pub(super) fn resolver(
+        &mut self,
+        section: Option<&Spanned<ResolverSection>>,
+    ) -> Result<Resolver, BuildError> {
+        let section = section.map(|s| s.get_ref().clone());
+        if let Some((previous, resolver)) = &self.resolver
+            && *previous == section
+        {
+            return Ok(resolver.clone());
+        }
+        let options = match &section {
+            None => ResolverOptions::new(),
+            Some(section) => {
+                let mut options = ResolverOptions::new()
+                    .timeout(section.timeout.get())
+                    .attempts(section.attempts);
+                if !section.nameservers.is_empty() {
+                    options = options.nameservers(section.nameservers.iter().copied());
+                }
+                options
+            }
+        };
+        let resolver = options.build().map_err(BuildError::Resolver)?;
+        self.resolver = Some((section, resolver.clone()));
+        Ok(resolver)
     }
 
     /// The totals of replaced counter sources, for a new generation.

@@ -3,20 +3,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use gateway_breaker::{BreakerLayer, CircuitBreaker};
 use gateway_cache::CacheBody;
 use gateway_compression::{Compression, CompressionBody, CompressionLayer};
 use gateway_core::ResponseBody;
-use gateway_proxy::{Balance, Proxy, ProxyBody, UpgradeProtocols, Upstream};
+use gateway_proxy::{Balance, Proxy, ProxyBody, Resolver, UpgradeProtocols, Upstream};
 use http::Response;
 use tower::util::MapResponse;
 
 use super::error::BuildError;
 use super::shared::Shared;
-use crate::config::{BalanceSection, Config};
-use crate::observe::metrics::Registry;
+use crate::config::{BalanceSection, Config, ResolverSection, UpstreamSection};
+use crate::observe::metrics::{Registry, UpstreamMetrics};
 use crate::observe::timed::Timed;
 
 /// A route's response body: the upstream's (compressed or not, or served by the cache), or
@@ -82,21 +81,29 @@ impl BuiltUpstream {
     }
 }
 
-/// Builds every upstream, reusing the breakers whose settings are unchanged.
-pub(super) fn build_all(
+/// Builds every upstream, reusing the upstreams (with their resolved addresses, health
+/// state and pooled connections) and the breakers whose settings are unchanged.
+pub(super) async fn build_all(
     config: &Config,
     shared: &mut Shared,
     registry: &Arc<Registry>,
 ) -> Result<HashMap<String, BuiltUpstream>, BuildError> {
     let mut built = HashMap::with_capacity(config.upstreams.len());
     let mut breakers = HashMap::new();
+    let mut kept = HashMap::with_capacity(config.upstreams.len());
     for (name, section) in &config.upstreams {
-        let proxy = build_upstream(
-            name,
-            section,
-            config,
-            registry.upstream(name).body_timeouts.clone(),
-        )?;
+        let key = UpstreamKey::of(name, section, config);
+        let proxy = match shared.take_upstream(name, &key) {
+            Some(proxy) => proxy,
+            None => {
+                let resolver = match needs_resolver(section) {
+                    true => resolver_for(name, section, config, shared)?,
+                    false => None,
+                };
+                build_upstream(name, section, config, registry.upstream(name), resolver)?
+            }
+        };
+        kept.insert(name.clone(), (key, proxy.clone()));
         let breaker = match &section.circuit_breaker {
             None => None,
             Some(settings) => {
@@ -116,7 +123,81 @@ pub(super) fn build_all(
         );
     }
     shared.keep_breakers(breakers);
+    shared.keep_upstreams(kept);
+    wait_for_discovery(&built).await;
     Ok(built)
+}
+
+/// The resolver of an upstream with names. Without `[resolver]`, a system whose DNS
+/// configuration cannot be read still serves hostname targets, looked up per connection as
+/// before discovery existed (an SRV name cannot do without).
+fn resolver_for(
+    name: &str,
+    section: &UpstreamSection,
+    config: &Config,
+    shared: &mut Shared,
+) -> Result<Option<Resolver>, BuildError> {
+    match shared.resolver(config.resolver.as_ref()) {
+        Ok(resolver) => Ok(Some(resolver)),
+        Err(error) if config.resolver.is_none() && section.srv.is_none() => {
+            tracing::warn!(upstream = %name, %error, "no DNS resolver: hostnames are looked up per connection");
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Gives discovery a bounded time to resolve every name, so that a generation starts on
+/// resolved addresses; names still unresolved then are looked up per connection until
+/// their first answer.
+async fn wait_for_discovery(built: &HashMap<String, BuiltUpstream>) {
+    let deadline = tokio::time::Instant::now() + DISCOVERY_WAIT;
+    for (name, upstream) in built {
+        if tokio::time::timeout_at(deadline, upstream.proxy.upstream().resolved())
+            .await
+            .is_err()
+        {
+            tracing::warn!(upstream = %name, "names not resolved yet: serving while discovery goes on");
+        }
+    }
+}
+
+/// How long a new generation waits for its first DNS answers.
+const DISCOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether an upstream has names to resolve: an SRV name, or a target whose host is not an
+/// IP address.
+fn needs_resolver(section: &UpstreamSection) -> bool {
+    section.srv.is_some()
+        || section.targets.get_ref().iter().any(|target| {
+            target
+                .url
+                .parse::<gateway_proxy::TargetUrl>()
+                .is_ok_and(|url| url.host().parse::<std::net::IpAddr>().is_err())
+        })
+}
+
+/// Everything an upstream is built from: an upstream whose key is unchanged by a reload is
+/// kept as it is.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct UpstreamKey {
+    section: UpstreamSection,
+    upgrades: UpgradeProtocols,
+    trusted: gateway_core::TrustedProxies,
+    resolver: Option<ResolverSection>,
+}
+
+impl UpstreamKey {
+    fn of(name: &str, section: &UpstreamSection, config: &Config) -> Self {
+        Self {
+            section: section.clone(),
+            upgrades: upstream_upgrades(name, config),
+            trusted: config.server.trusted_proxies.clone(),
+            resolver: needs_resolver(section)
+                .then(|| config.resolver.as_ref().map(|r| r.get_ref().clone()))
+                .flatten(),
+        }
+    }
 }
 
 /// The `Upgrade` protocols a route lets through (`upgrades`, validated when loading).
@@ -124,35 +205,46 @@ pub(super) fn route_upgrades(route: &crate::config::RouteSection) -> UpgradeProt
     UpgradeProtocols::new(route.upgrades.get_ref()).unwrap_or_else(|_| UpgradeProtocols::none())
 }
 
-pub(crate) fn build_upstream(
-    name: &str,
-    section: &crate::config::UpstreamSection,
-    config: &Config,
-    body_timeouts: Arc<AtomicU64>,
-) -> Result<Proxy, BuildError> {
-    // The proxy tunnels what any of its routes allows; each route narrows it to its own.
-    let upgrades = config
+/// The proxy tunnels what any of its routes allows; each route narrows it to its own.
+fn upstream_upgrades(name: &str, config: &Config) -> UpgradeProtocols {
+    config
         .routes
         .iter()
         .filter(|route| route.upstream.get_ref() == name)
         .fold(UpgradeProtocols::none(), |all, route| {
             all.union(&route_upgrades(route))
-        });
+        })
+}
+
+pub(crate) fn build_upstream(
+    name: &str,
+    section: &UpstreamSection,
+    config: &Config,
+    metrics: &UpstreamMetrics,
+    resolver: Option<Resolver>,
+) -> Result<Proxy, BuildError> {
     let balance = match section.balance {
         BalanceSection::RoundRobin => Balance::RoundRobin,
         BalanceSection::LeastRequest => Balance::LeastRequest,
     };
-    let upstream = Upstream::builder(name, section.targets.get_ref().iter().map(String::as_str))
+    let targets = section
+        .targets
+        .get_ref()
+        .iter()
+        .map(|target| (target.url.as_str(), target.weight));
+    let mut builder = Upstream::builder(name, targets)
         .balance(balance)
         .connect_timeout(section.connect_timeout.get())
         .response_timeout(section.timeout.get())
         .idle_timeout(section.idle_timeout.get())
         .body_timeout(section.body_timeout.get())
-        .body_timeouts(body_timeouts)
+        .body_timeouts(metrics.body_timeouts.clone())
+        .discovery_counters(metrics.discovery.clone())
+        .resolve_every(section.resolve_every.get())
         .h2c(section.h2c)
         .preserve_host(section.preserve_host)
         .eject_for(section.eject_for.get())
-        .upgrades(upgrades)
+        .upgrades(upstream_upgrades(name, config))
         .max_response_head(
             usize::try_from(section.max_response_header_size.bytes()).unwrap_or(usize::MAX),
         )
@@ -160,11 +252,19 @@ pub(crate) fn build_upstream(
         .tls_roots(match &section.tls_ca {
             Some(path) => gateway_proxy::UpstreamRoots::CaFile(path.clone()),
             None => gateway_proxy::UpstreamRoots::System,
-        })
-        .build()
-        .map_err(|source| BuildError::Upstream {
-            upstream: name.to_owned(),
-            source,
-        })?;
+        });
+    if let Some(resolver) = resolver {
+        builder = builder.resolver(resolver);
+    }
+    if let Some(srv) = &section.srv {
+        builder = builder.srv(srv.get_ref().clone());
+    }
+    if let Some(check) = &section.health_check {
+        builder = builder.health_check(check.get_ref().health_check());
+    }
+    let upstream = builder.build().map_err(|source| BuildError::Upstream {
+        upstream: name.to_owned(),
+        source,
+    })?;
     Ok(Proxy::new(upstream))
 }
