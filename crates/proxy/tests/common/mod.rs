@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,6 +50,8 @@ pub struct UpstreamServer {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub requests: Arc<AtomicUsize>,
+    /// Connections accepted and not closed yet: whether a client still holds any.
+    pub open: Arc<AtomicUsize>,
 }
 
 impl UpstreamServer {
@@ -64,6 +66,10 @@ impl UpstreamServer {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
 }
 
 pub async fn upstream<H, F>(handler: H) -> UpstreamServer
@@ -72,19 +78,42 @@ where
     F: Future<Output = Response<TestBody>> + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve(listener, handler)
+}
+
+/// An upstream server on `addr`, such as `127.0.0.2:0`.
+pub async fn upstream_on<H, F>(addr: SocketAddr, handler: H) -> UpstreamServer
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<TestBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind(addr).await.unwrap();
+    serve(listener, handler)
+}
+
+/// Serves `listener` as [`upstream`] does.
+pub fn serve<H, F>(listener: TcpListener, handler: H) -> UpstreamServer
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<TestBody>> + Send + 'static,
+{
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
     let server = UpstreamServer {
         addr,
         connections: connections.clone(),
         requests: requests.clone(),
+        open: open.clone(),
     };
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             connections.fetch_add(1, Ordering::SeqCst);
+            open.fetch_add(1, Ordering::SeqCst);
             let handler = handler.clone();
             let requests = requests.clone();
+            let open = open.clone();
             let service = service_fn(move |request| {
                 requests.fetch_add(1, Ordering::SeqCst);
                 let response = handler(request);
@@ -95,10 +124,53 @@ where
                 let _ = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .await;
+                open.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
     server
+}
+
+/// Listeners on one port at each of `ips`, so that a hostname resolving to those addresses
+/// reaches a different server at each address, as DNS discovery sees real hosts (Linux
+/// routes all of 127/8 to loopback).
+pub async fn same_port_listeners(ips: &[IpAddr]) -> Vec<TcpListener> {
+    let (&first, rest) = ips.split_first().expect("at least one address");
+    // The port the OS picks on the first address may be taken on another one.
+    for _ in 0..50 {
+        let listener = TcpListener::bind((first, 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut listeners = vec![listener];
+        for &ip in rest {
+            match TcpListener::bind((ip, port)).await {
+                Ok(listener) => listeners.push(listener),
+                Err(_) => break,
+            }
+        }
+        if listeners.len() == ips.len() {
+            return listeners;
+        }
+    }
+    panic!("no port free on every one of {ips:?}");
+}
+
+/// Polls `check` every 5 ms until it gives a value; panics with `what` after `within`.
+pub async fn eventually<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// An upstream answering every request with a description of it: the request line, then
