@@ -6,6 +6,8 @@
 #   cargo build --release -p gateway-bin
 #   bash benches/callgrind.sh [target/release/gateway] [extra [server] lines]
 #   H2LOAD_HEADER='origin: https://app.example.com' bash benches/callgrind.sh ...   (one request header)
+#   ROUTE_EXTRA='auth = "required"\n[routes.rate_limit]\n...' bash benches/callgrind.sh ...  (lines after the route)
+#   PROFILE_OUT=/tmp/full.cg bash benches/callgrind.sh ...   (keep the longer run's profile for callgrind_annotate)
 #
 # Needs valgrind, nginx-light and nghttp2-client (h2load): apt-get install -y valgrind nginx-light nghttp2-client
 set -euo pipefail
@@ -31,8 +33,8 @@ http {
 }
 NGINX
 nginx -p "$dir" -c "$dir/nginx.conf"
-printf '[server]\nlisten = "127.0.0.1:%s"\nworkers = 1\n%b\n[upstreams.bench]\ntargets = ["http://127.0.0.1:%s"]\n[[routes]]\npath = "/"\nupstream = "bench"\n' \
-  "$gw" "$extra" "$up" >"$dir/gateway.toml"
+printf '[server]\nlisten = "127.0.0.1:%s"\nworkers = 1\n%b\n[upstreams.bench]\ntargets = ["http://127.0.0.1:%s"]\n[[routes]]\npath = "/"\nupstream = "bench"\n%b\n' \
+  "$gw" "$extra" "$up" "${ROUTE_EXTRA:-}" >"$dir/gateway.toml"
 
 # Sets `total` (not a command substitution: a subshell would run the EXIT trap and clean up).
 run() {
@@ -47,4 +49,5 @@ run() {
 }
 run 2000; small=$total
 run 22000; large=$total
+if [ -n "${PROFILE_OUT:-}" ]; then cat "$dir"/cg.out.* >"$PROFILE_OUT"; fi
 echo "instructions per request: $(( (large - small) / 20000 ))"
