@@ -47,7 +47,9 @@ pin_project! {
     {
         Inner { #[pin] fut: S::Future },
         Reject { rejection: Option<Rejection> },
-        WaitForKeys { wait: KeyWait, pending: Option<Pending<S, B>> },
+        // Boxed: the request and the inner service would otherwise size the future of
+        // every request, though only an unknown `kid` waits.
+        WaitForKeys { wait: KeyWait, pending: Option<Box<Pending<S, B>>> },
     }
 }
 
@@ -70,7 +72,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
         Self {
             state: State::WaitForKeys {
                 wait,
-                pending: Some(pending),
+                pending: Some(Box::new(pending)),
             },
         }
     }
@@ -102,7 +104,7 @@ where
                         mut request,
                         auth,
                         roles,
-                    } = pending.take().expect("polled after completion");
+                    } = *pending.take().expect("polled after completion");
                     let next = match result {
                         Ok(verified) if verified.has_role(&roles) => {
                             auth.admit(&mut request, &verified);

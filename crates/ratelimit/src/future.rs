@@ -35,12 +35,11 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
-        // Waiting for Redis; the inner service is called once it has answered.
+        // Waiting for Redis; the inner service is called once it has answered. Boxed: the
+        // request and the inner service would otherwise size (and be copied with) the
+        // future of every request, the in-memory ones that never wait included.
         Checking {
-            check: PendingCheck,
-            shared: Arc<Shared>,
-            service: Option<S>,
-            request: Option<Request<B>>,
+            waiting: Option<Box<Waiting<S, B>>>,
         },
         Inner {
             #[pin]
@@ -51,6 +50,14 @@ pin_project! {
             response: Option<Response<Full<Bytes>>>,
         },
     }
+}
+
+/// A request waiting for Redis, with what calls the inner service once it answers.
+struct Waiting<S, B> {
+    check: PendingCheck,
+    shared: Arc<Shared>,
+    service: S,
+    request: Request<B>,
 }
 
 /// What an allowed response gets: the decision extension and, when enabled, the headers.
@@ -82,10 +89,12 @@ where
     ) -> Self {
         Self {
             state: State::Checking {
-                check,
-                shared,
-                service: Some(service),
-                request: Some(request),
+                waiting: Some(Box::new(Waiting {
+                    check,
+                    shared,
+                    service,
+                    request,
+                })),
             },
         }
     }
@@ -132,18 +141,21 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Checking {
-                    check,
-                    shared,
-                    service,
-                    request,
-                } => {
-                    let verdict = ready!(check.as_mut().poll(cx));
-                    let (Some(mut service), Some(request)) = (service.take(), request.take())
-                    else {
-                        panic!("ResponseFuture polled after completion");
+                StateProj::Checking { waiting } => {
+                    let pending = waiting
+                        .as_mut()
+                        .expect("ResponseFuture polled after completion");
+                    let verdict = ready!(pending.check.as_mut().poll(cx));
+                    let Some(waiting) = waiting.take() else {
+                        unreachable!("checked above");
                     };
-                    let next = State::decided(verdict, shared, &mut service, request);
+                    let Waiting {
+                        shared,
+                        mut service,
+                        request,
+                        ..
+                    } = *waiting;
+                    let next = State::decided(verdict, &shared, &mut service, request);
                     state.set(next);
                 }
                 StateProj::Inner { future, stamp } => {

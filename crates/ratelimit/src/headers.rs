@@ -1,6 +1,5 @@
 //! The rate-limit response headers and the 429 / 503 responses.
 
-use std::fmt::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -61,19 +60,37 @@ impl RouteHeaders {
     }
 
     /// Adds the quota headers to a response.
+    ///
+    /// Every request's response gets them, so the per-request values are written into one
+    /// buffer (one allocation, no formatting machinery) that the header values share.
     pub(crate) fn apply(&self, headers: &mut HeaderMap, quota: &Quota) {
-        let reset = ceil_secs(quota.reset);
-        if self.mode.legacy() {
-            headers.insert(X_RATELIMIT_LIMIT, self.limit.clone());
-            headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(quota.remaining));
-            headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
+        let (legacy, standard) = (self.mode.legacy(), self.mode.standard());
+        if !legacy && !standard {
+            return;
         }
-        if self.mode.standard() {
+        let reset = ceil_secs(quota.reset);
+        let mut remaining_text = itoa::Buffer::new();
+        let remaining_text = remaining_text.format(quota.remaining).as_bytes();
+        let mut reset_text = itoa::Buffer::new();
+        let reset_text = reset_text.format(reset).as_bytes();
+        // `"default";r=R;t=T`, with R and T also sliced out for the legacy headers.
+        let mut text = Vec::with_capacity(16 + remaining_text.len() + reset_text.len());
+        text.extend_from_slice(b"\"default\";r=");
+        let remaining_at = text.len()..text.len() + remaining_text.len();
+        text.extend_from_slice(remaining_text);
+        text.extend_from_slice(b";t=");
+        let reset_at = text.len()..text.len() + reset_text.len();
+        text.extend_from_slice(reset_text);
+        let text = Bytes::from(text);
+        headers.reserve(usize::from(legacy) * 3 + usize::from(standard) * 2);
+        if legacy {
+            headers.insert(X_RATELIMIT_LIMIT, self.limit.clone());
+            headers.insert(X_RATELIMIT_REMAINING, digits(text.slice(remaining_at)));
+            headers.insert(X_RATELIMIT_RESET, digits(text.slice(reset_at)));
+        }
+        if standard {
             headers.insert(RATELIMIT_POLICY, self.policy.clone());
-            let mut value = String::with_capacity(32);
-            // Writing to a String cannot fail.
-            let _ = write!(value, "\"default\";r={};t={}", quota.remaining, reset);
-            headers.insert(RATELIMIT, text_value(value));
+            headers.insert(RATELIMIT, digits(text));
         }
     }
 
@@ -113,6 +130,11 @@ fn humanize(d: Duration) -> String {
         ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
         ms => format!("{ms}ms"),
     }
+}
+
+/// A header value of digits, letters, quotes and punctuation, which is always valid.
+fn digits(text: Bytes) -> HeaderValue {
+    HeaderValue::from_maybe_shared(text).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// A header value from text made of digits, letters and quotes, which is always valid.
