@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod chromium;
 pub mod jwt;
 pub mod raw;
 pub mod redis;

@@ -14,7 +14,11 @@ use crate::config::{Config, ConfigError};
 use crate::observe::metrics::{Registry, Snapshot};
 use crate::route::stack::{self, BuildError, FrontService, Generation, Shared};
 use crate::serve::admin::{self, AdminSource};
+use crate::serve::admin_token::AdminToken;
 use crate::serve::connection::{ConnectionService, Current};
+use crate::serve::dashboard::history::{History, SAMPLE_EVERY};
+use crate::serve::dashboard::reloads::ReloadLog;
+use crate::serve::dashboard::status::{RouteSummary, Status};
 use crate::serve::listener::{self, ConnectionGauge, ConnectionLimits};
 
 /// Why the gateway could not start or reload.
@@ -41,11 +45,12 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartErro
     move |source| StartError::Io { what, source }
 }
 
-/// Information about the loaded config, for `/ready`.
+/// Information about the loaded config, for `/ready` and the dashboard.
 struct Loaded {
     version: u64,
     loaded_at: SystemTime,
     generation: Generation,
+    routes: Vec<RouteSummary>,
 }
 
 /// State shared by the workers, the admin listener and the reloader.
@@ -58,6 +63,29 @@ struct State {
     listen: SocketAddr,
     config_path: Option<PathBuf>,
     ready: std::sync::atomic::AtomicBool,
+    /// `[admin] token_env`'s token, replaced by a reload.
+    admin_token: arc_swap::ArcSwapOption<AdminToken>,
+    /// The dashboard's five minutes per route (sampled only with an admin listener).
+    history: History,
+    reloads: ReloadLog,
+}
+
+/// The admin token a config asks for; the loader checked the variable already, so a failure
+/// here means the environment changed under the process.
+fn admin_token(config: &Config) -> Result<Option<Arc<AdminToken>>, StartError> {
+    config
+        .admin
+        .token_env
+        .as_ref()
+        .map(|name| {
+            AdminToken::from_env(name.get_ref())
+                .map(Arc::new)
+                .map_err(|error| StartError::Io {
+                    what: "reading [admin].token_env".into(),
+                    source: std::io::Error::other(error),
+                })
+        })
+        .transpose()
 }
 
 impl AdminSource for State {
@@ -97,6 +125,24 @@ impl AdminSource for State {
     fn purge(&self, route: Option<(&str, &str)>) -> Result<u64, admin::PurgeError> {
         self.loaded.load().generation.purge(route)
     }
+
+    fn status(&self) -> serde_json::Value {
+        let loaded = self.loaded.load();
+        Status {
+            version: loaded.version,
+            loaded_at: loaded.loaded_at,
+            routes: &loaded.routes,
+            generation: &loaded.generation,
+            registry: &self.registry,
+            history: &self.history,
+            reloads: &self.reloads,
+        }
+        .to_json()
+    }
+
+    fn token(&self) -> Option<Arc<AdminToken>> {
+        self.admin_token.load_full()
+    }
 }
 
 impl State {
@@ -119,6 +165,7 @@ impl State {
             }
             // The lock also serializes reloads (SIGHUP, file watch, API).
             let mut shared = self.shared.lock().await;
+            let token = admin_token(&config)?;
             let generation = stack::build(&config, &mut shared, &self.registry).await?;
             let version = self.loaded.load().version + 1;
             self.current.store(Arc::new(generation.current()));
@@ -126,11 +173,17 @@ impl State {
                 version,
                 loaded_at: SystemTime::now(),
                 generation,
+                routes: RouteSummary::of_config(&config),
             }));
+            self.admin_token.store(token);
             Ok::<_, StartError>(version)
         }
         .await;
         self.registry.reload(result.is_ok());
+        self.reloads.record(match &result {
+            Ok(version) => Ok(*version),
+            Err(error) => Err(error),
+        });
         match &result {
             Ok(version) => tracing::info!(version, "config reloaded"),
             Err(error) => {
@@ -244,6 +297,7 @@ impl RunningGateway {
             })
             .transpose()?;
         let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let token = admin_token(&config)?;
 
         let state = Arc::new(State {
             current: Arc::new(ArcSwap::from_pointee(generation.current())),
@@ -251,6 +305,7 @@ impl RunningGateway {
                 version: 1,
                 loaded_at: SystemTime::now(),
                 generation,
+                routes: RouteSummary::of_config(&config),
             }),
             shared: tokio::sync::Mutex::new(shared),
             registry,
@@ -258,6 +313,9 @@ impl RunningGateway {
             listen: config.server.listen,
             config_path,
             ready: false.into(),
+            admin_token: arc_swap::ArcSwapOption::new(token),
+            history: History::default(),
+            reloads: ReloadLog::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let limits = ConnectionLimits::of(&config);
@@ -279,12 +337,13 @@ impl RunningGateway {
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(listener) = admin_listener {
             let source: Arc<dyn AdminSource> = state.clone();
-            let stop_rx = stop_rx.clone();
+            let admin_stop = stop_rx.clone();
             control.spawn(async move {
-                if let Err(error) = admin::serve(listener, source, stop_rx).await {
+                if let Err(error) = admin::serve(listener, source, admin_stop).await {
                     tracing::error!(%error, "admin listener stopped");
                 }
             });
+            control.spawn(sample_history(state.clone(), stop_rx.clone()));
         }
         if state.config_path.is_some() {
             control.spawn(watch_config(state.clone(), stop_rx));
@@ -341,6 +400,20 @@ impl RunningGateway {
             shared.flush_spans();
         }
         self.control.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+/// Samples the routes' counters for the dashboard's history until the gateway stops: off
+/// the request path, on the control runtime, and only when there is an admin listener to
+/// show it.
+async fn sample_history(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            at = tick.tick() => state.history.sample(&state.registry, at.into_std()),
+        }
     }
 }
 

@@ -144,8 +144,12 @@ pub struct TlsSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSection {
-    /// Address of the admin listener (`/health`, `/ready`, `/metrics`); none: no admin listener.
+    /// Address of the admin listener (`/health`, `/ready`, `/metrics`, the dashboard); none:
+    /// no admin listener.
     pub listen: Option<SocketAddr>,
+    /// Name of the environment variable holding the bearer token that every admin path but
+    /// `/health` then needs (`Authorization: Bearer <token>`); absent: no token.
+    pub token_env: Option<Spanned<String>>,
 }
 
 /// `[tracing]`: one OpenTelemetry server span per request, exported over OTLP/HTTP (protobuf).

@@ -366,3 +366,30 @@ fn discovery_mistakes_are_located() {
     assert_eq!(line, Some(11), "{message}");
     assert!(message.contains("a target URL, or a table"), "{message}");
 }
+
+#[test]
+fn admin_token_env_must_name_a_set_variable() {
+    let without = parse(BASE).unwrap();
+    assert!(without.admin.token_env.is_none());
+
+    // PATH is set wherever tests run; setting a variable here would race other tests.
+    let admin = "\n[admin]\nlisten = \"127.0.0.1:9901\"\ntoken_env = \"PATH\"\n";
+    let config = parse(&format!("{BASE}{admin}")).unwrap();
+    assert_eq!(
+        config
+            .admin
+            .token_env
+            .as_ref()
+            .map(|name| name.get_ref().as_str()),
+        Some("PATH")
+    );
+
+    let unset = "GATEWAY_CONFIG_TEST_ADMIN_TOKEN_NEVER_SET";
+    let err = parse(&format!("{BASE}{}", admin.replace("PATH", unset))).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("admin.token_env"), "{err}");
+    assert_eq!(err.position.map(|(line, _)| line), Some(14), "{err}");
+    assert!(
+        err.message.contains(unset) && err.message.contains("not set"),
+        "{err}"
+    );
+}

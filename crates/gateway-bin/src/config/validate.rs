@@ -149,6 +149,11 @@ impl Config {
                 "a request needs at least one header (Host)",
             ));
         }
+        if let Some(name) = &self.admin.token_env
+            && let Err(error) = crate::serve::admin_token::AdminToken::from_env(name.get_ref())
+        {
+            return Err(locator.at(Some(name.span()), "admin.token_env".to_owned(), error));
+        }
         for (name, upstream) in &self.upstreams {
             validate_upstream(name, upstream, locator)?;
         }

@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use http::Method;
 
 /// Upper bounds of the duration histograms' buckets, in seconds.
-const BUCKETS: [f64; 14] = [
+pub(crate) const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -63,6 +63,19 @@ impl Histogram {
             u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// Each bucket's own count (not cumulative), and last the observations above the largest
+    /// bound: read at sampling time, never on the request path.
+    pub(crate) fn counts(&self) -> [u64; BUCKETS.len() + 1] {
+        let mut counts = [0; BUCKETS.len() + 1];
+        for (count, bucket) in counts.iter_mut().zip(&self.buckets) {
+            *count = bucket.load(Ordering::Relaxed);
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let within: u64 = counts[..BUCKETS.len()].iter().sum();
+        counts[BUCKETS.len()] = total.saturating_sub(within);
+        counts
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
@@ -189,6 +202,38 @@ impl RouteMetrics {
     pub(crate) fn record_cors_rejected(&self) {
         self.cors_rejected.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// The route's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Requests so far by status class (`[1xx, 2xx, 3xx, 4xx, 5xx]`), every method summed.
+    pub(crate) fn status_classes(&self) -> [u64; 5] {
+        let mut classes = [0; 5];
+        for (slot, counter) in self.requests.iter().enumerate() {
+            let count = counter.load(Ordering::Relaxed);
+            if count > 0 {
+                classes[(slot % STATUS_SLOTS) / 100] += count;
+            }
+        }
+        classes
+    }
+
+    /// The request duration histogram.
+    pub(crate) fn duration(&self) -> &Histogram {
+        &self.duration
+    }
+
+    /// The rate-limit decisions so far, by their label.
+    pub(crate) fn decisions(&self) -> [(&'static str, u64); DECISIONS.len()] {
+        std::array::from_fn(|slot| {
+            (
+                DECISIONS[slot],
+                self.decisions[slot].load(Ordering::Relaxed),
+            )
+        })
+    }
 }
 
 /// The metrics of one upstream.
@@ -287,6 +332,23 @@ impl Registry {
             .upstreams
             .entry(name.into())
             .or_insert_with(|| Box::leak(Box::default()))
+    }
+
+    /// The metrics of every route seen so far, the unmatched pseudo-route included.
+    pub(crate) fn routes(&self) -> Vec<&'static RouteMetrics> {
+        self.routes.iter().map(|route| *route.value()).collect()
+    }
+
+    /// Authentication failures so far, by reason, sorted.
+    pub(crate) fn auth_failures(&self) -> Vec<(&'static str, u64)> {
+        let mut failures: Vec<(&'static str, u64)> = self
+            .auth_failures
+            .0
+            .iter()
+            .map(|f| (*f.key(), f.value().load(Ordering::Relaxed)))
+            .collect();
+        failures.sort_unstable();
+        failures
     }
 
     /// Counts a config reload.
@@ -451,14 +513,7 @@ impl Registry {
             snapshot.ratelimit_backend_errors
         );
         out.push_str("# HELP gateway_auth_failures_total Rejected authentications, by reason.\n# TYPE gateway_auth_failures_total counter\n");
-        let mut failures: Vec<(&'static str, u64)> = self
-            .auth_failures
-            .0
-            .iter()
-            .map(|f| (*f.key(), f.value().load(Ordering::Relaxed)))
-            .collect();
-        failures.sort_unstable();
-        for (reason, count) in failures {
+        for (reason, count) in self.auth_failures() {
             let _ = writeln!(
                 out,
                 "gateway_auth_failures_total{{reason=\"{reason}\"}} {count}"

@@ -1,6 +1,9 @@
 //! The admin listener: `GET /health` (liveness), `GET /ready` (readiness with detail),
-//! `GET /metrics` (Prometheus text) and `POST /cache/purge` (drops stored responses). Never
-//! served on the public port.
+//! `GET /metrics` (Prometheus text), `POST /cache/purge` (drops stored responses), and the
+//! dashboard (`GET /`, its assets, `GET /api/status`). Never served on the public port.
+//!
+//! With `[admin] token_env`, every path but `/health` needs the bearer token: probes keep
+//! working without a secret, the rest tells an attacker about the topology.
 
 use std::convert::Infallible;
 use std::net::TcpListener as StdListener;
@@ -16,6 +19,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::admin_token::AdminToken;
+use super::dashboard;
+
 /// What the admin endpoints report; implemented by the running gateway.
 pub(crate) trait AdminSource: Send + Sync + 'static {
     /// Readiness and its JSON detail.
@@ -25,6 +31,10 @@ pub(crate) trait AdminSource: Send + Sync + 'static {
     /// Drops every stored response (`None`) or those of one route's path, as clients send
     /// it; how many were dropped.
     fn purge(&self, route: Option<(&str, &str)>) -> Result<u64, PurgeError>;
+    /// The dashboard's status document (`GET /api/status`).
+    fn status(&self) -> serde_json::Value;
+    /// The bearer token admin requests need, when `[admin] token_env` is set.
+    fn token(&self) -> Option<Arc<AdminToken>>;
 }
 
 /// Why a purge was refused.
@@ -137,10 +147,47 @@ fn handle(source: &dyn AdminSource, request: &Request<Incoming>) -> Response<Ful
             "text/plain; version=0.0.4; charset=utf-8",
             source.metrics(),
         ),
-        _ => Problem::new(StatusCode::NOT_FOUND)
-            .with_detail("admin endpoints: /health, /ready, /metrics, POST /cache/purge")
-            .into_response(),
+        "/api/status" => {
+            let mut response = respond(
+                StatusCode::OK,
+                "application/json",
+                serde_json::to_vec(&source.status()).unwrap_or_default(),
+            );
+            response.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            );
+            response
+        }
+        path => dashboard::asset(path).unwrap_or_else(|| {
+            Problem::new(StatusCode::NOT_FOUND)
+                .with_detail(
+                    "admin endpoints: / (dashboard), /api/status, /health, /ready, /metrics, \
+                     POST /cache/purge",
+                )
+                .into_response()
+        }),
     }
+}
+
+/// Whether a request may reach the admin path it asks for: `/health` always, the rest only
+/// with the token when one is configured.
+fn authorized(source: &dyn AdminSource, request: &Request<Incoming>) -> bool {
+    request.uri().path() == "/health"
+        || source
+            .token()
+            .is_none_or(|token| token.admits(request.headers()))
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = Problem::new(StatusCode::UNAUTHORIZED)
+        .with_detail("the admin listener needs `Authorization: Bearer <token>` ([admin] token_env)")
+        .into_response();
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"gateway-admin\""),
+    );
+    response
 }
 
 /// Serves the admin endpoints until `stop` flips.
@@ -168,12 +215,14 @@ pub(crate) async fn serve(
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let source = source.clone();
             async move {
-                let response =
-                    if request.method() == Method::POST && request.uri().path() == "/cache/purge" {
-                        purge(&*source, request).await
-                    } else {
-                        handle(&*source, &request)
-                    };
+                let response = if !authorized(&*source, &request) {
+                    unauthorized()
+                } else if request.method() == Method::POST && request.uri().path() == "/cache/purge"
+                {
+                    purge(&*source, request).await
+                } else {
+                    handle(&*source, &request)
+                };
                 Ok::<_, Infallible>(response)
             }
         });

@@ -106,6 +106,23 @@ impl Generation {
         (ready, detail)
     }
 
+    /// Every upstream by name, with its circuit breaker, for the dashboard's status.
+    pub(crate) fn upstreams(
+        &self,
+    ) -> impl Iterator<Item = (&str, &Proxy, Option<&CircuitBreaker>)> {
+        self.upstreams
+            .iter()
+            .map(|(name, proxy, breaker)| (name.as_str(), proxy, breaker.as_ref()))
+    }
+
+    /// The rate-limit store: `None` in memory, else whether Redis is connected and whether
+    /// readiness waits for it.
+    pub(crate) fn redis_state(&self) -> Option<(bool, bool)> {
+        self.ratelimit
+            .is_redis()
+            .then(|| (self.ratelimit.is_connected(), self.redis_required))
+    }
+
     /// Whether each target takes requests, for `/metrics`.
     pub(crate) fn target_health(&self) -> Vec<crate::observe::metrics::TargetHealth> {
         let mut all = Vec::new();
