@@ -135,14 +135,17 @@ async fn next_connection(
 /// This worker's periodic chores: flushes its buffered access log lines every 100 ms (lines
 /// wait at most that long), and every second closes its pooled upstream connections that
 /// expired or whose target is gone (removed by DNS, or by a reload), which request traffic
-/// alone would leave open on a quiet worker.
-async fn housekeeping() {
+/// alone would leave open on a quiet worker, and gives its freed memory back
+/// (`serve/memory.rs`).
+async fn housekeeping(connections: Arc<ConnectionGauge>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut memory = super::memory::Reclaimer::default();
     for round in 0u64.. {
         tick.tick().await;
         crate::observe::access_log::flush_thread();
         if round % 10 == 0 {
             gateway_proxy::sweep_idle_connections();
+            memory.tick(connections.get());
         }
     }
 }
@@ -196,7 +199,7 @@ where
     let listener = TcpListener::from_std(listener)?;
     let builder = connection_builder(limits);
     let drain = crate::serve::drain::Drain::default();
-    let flusher = tokio::spawn(housekeeping());
+    let flusher = tokio::spawn(housekeeping(gauge.clone()));
     loop {
         let Some((stream, peer)) = next_connection(&listener, &mut stop).await else {
             break;

@@ -9,4 +9,5 @@ pub(crate) mod dashboard;
 pub(crate) mod drain;
 pub(crate) mod header_timer;
 pub(crate) mod listener;
+pub(crate) mod memory;
 pub(crate) mod tls;
