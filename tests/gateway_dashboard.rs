@@ -360,25 +360,19 @@ async fn page_is_self_contained_under_a_strict_policy() {
     assert_eq!(parts.headers["x-content-type-options"], "nosniff");
 
     let page = String::from_utf8(page.to_vec()).unwrap();
-    let (js_parts, script) = get(&admin_url(&gw, "/dashboard.js")).await;
-    assert_eq!(js_parts.status, StatusCode::OK);
-    assert!(
-        js_parts.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/javascript")
-    );
-    assert_eq!(js_parts.headers["content-security-policy"], policy);
-    let (css_parts, style) = get(&admin_url(&gw, "/dashboard.css")).await;
-    assert_eq!(css_parts.status, StatusCode::OK);
-    assert!(
-        css_parts.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/css")
-    );
-    let script = String::from_utf8(script.to_vec()).unwrap();
-    let style = String::from_utf8(style.to_vec()).unwrap();
+    let mut assets = Vec::new();
+    for (path, content_type) in [
+        ("/dashboard.js", "text/javascript"),
+        ("/dashboard.css", "text/css"),
+    ] {
+        let (parts, body) = get(&admin_url(&gw, path)).await;
+        assert_eq!(parts.status, StatusCode::OK, "{path}");
+        let served = parts.headers["content-type"].to_str().unwrap();
+        assert!(served.starts_with(content_type), "{path}: {served}");
+        assert_eq!(parts.headers["content-security-policy"], policy, "{path}");
+        assets.push(String::from_utf8(body.to_vec()).unwrap());
+    }
+    let [script, style] = <[String; 2]>::try_from(assets).unwrap();
     for (name, text) in [("page", &page), ("script", &script), ("style", &style)] {
         for scheme in ["http://", "https://", "ws://", "wss://"] {
             assert!(
