@@ -254,9 +254,9 @@ async fn resolve_srv(
         } else {
             u32::from(service.weight)
         };
-        let ips = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => match resolver.addresses(host).await {
+        let ips = match url.ip() {
+            Some(ip) => vec![ip],
+            None => match resolver.addresses(host).await {
                 Ok(addresses) => {
                     ttl = ttl.min(addresses.ttl);
                     addresses.records

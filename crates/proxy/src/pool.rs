@@ -33,6 +33,13 @@ struct IdleConn {
     since: Instant,
 }
 
+impl IdleConn {
+    /// Closed by the upstream, or idle for `idle_timeout` already: not worth keeping.
+    fn is_stale(&self, now: Instant, idle_timeout: Duration) -> bool {
+        self.sender.is_closed() || now.saturating_duration_since(self.since) >= idle_timeout
+    }
+}
+
 struct TargetPool {
     /// The target, to notice when it is gone (an upstream rebuilt by a config reload).
     owner: Weak<Target>,
@@ -95,10 +102,8 @@ pub fn sweep_idle_connections() {
             let Some(target) = pool.owner.upgrade() else {
                 return false;
             };
-            pool.idle.retain(|conn| {
-                !conn.sender.is_closed()
-                    && now.saturating_duration_since(conn.since) < target.pool.idle_timeout
-            });
+            pool.idle
+                .retain(|conn| !conn.is_stale(now, target.pool.idle_timeout));
             if pool.h2.as_ref().is_some_and(H2Sender::is_closed) {
                 pool.h2 = None;
             }
@@ -155,10 +160,11 @@ pub(crate) fn checkin(target: &Arc<Target>, sender: H1Sender) {
     }
     let now = Instant::now();
     with_pool(target, |pool| {
-        while pool.idle.front().is_some_and(|oldest| {
-            oldest.sender.is_closed()
-                || now.saturating_duration_since(oldest.since) >= target.pool.idle_timeout
-        }) {
+        while pool
+            .idle
+            .front()
+            .is_some_and(|oldest| oldest.is_stale(now, target.pool.idle_timeout))
+        {
             pool.idle.pop_front();
         }
         if pool.idle.len() >= target.pool.max_idle {

@@ -53,6 +53,11 @@ impl TargetUrl {
             .unwrap_or(host)
     }
 
+    /// The host as an IP address, when it is one (a name is resolved instead).
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host().parse().ok()
+    }
+
     /// The port (80, or 443 for `https`, when the URL has none).
     pub fn port(&self) -> u16 {
         self.port
@@ -197,11 +202,7 @@ pub(crate) struct TargetSpec {
 impl TargetSpec {
     /// A configured URL: its address is known when the host is an IP literal.
     pub(crate) fn configured(url: TargetUrl, weight: u32) -> Self {
-        let addr = url
-            .host()
-            .parse::<IpAddr>()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, url.port()));
+        let addr = url.ip().map(|ip| SocketAddr::new(ip, url.port()));
         Self {
             url,
             addr,

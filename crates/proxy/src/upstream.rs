@@ -243,6 +243,14 @@ pub struct TargetStatus {
     pub last_probe: Option<Probe>,
 }
 
+impl TargetStatus {
+    /// Whether the balancer picks the target while another one is left: not ejected and not
+    /// failing its health checks (as the target itself decides at each pick).
+    pub fn is_usable(&self) -> bool {
+        self.health != Health::Unhealthy && !self.ejected
+    }
+}
+
 /// Builds an [`Upstream`]; see [`Upstream::builder`].
 #[derive(Clone, Debug)]
 #[must_use = "call `build` to get the upstream"]

@@ -116,6 +116,18 @@ fn shares<const N: usize>(servers: [(&UpstreamServer, usize); N]) -> BTreeMap<St
         .collect()
 }
 
+/// The upstream `http://svc.test:{port}`, resolved through `dns` every `RESOLVE_EVERY`, once
+/// its first lookup has answered.
+async fn svc_upstream(dns: &DnsServer, port: u16) -> Upstream {
+    let upstream = Upstream::builder("svc", [format!("http://svc.test:{port}")])
+        .resolver(resolver(dns))
+        .resolve_every(RESOLVE_EVERY)
+        .build()
+        .unwrap();
+    within(FOLLOW_WITHIN, "first lookup", upstream.resolved()).await;
+    upstream
+}
+
 async fn within<F: std::future::Future>(limit: Duration, what: &str, future: F) -> F::Output {
     tokio::time::timeout(limit, future)
         .await
@@ -130,12 +142,7 @@ async fn a_hostname_becomes_one_target_per_address_and_follows_the_answer() {
         let dns = DnsServer::start().await;
         dns.set_a("svc.test", &[loopback(1), loopback(2)], 1);
         let url = format!("http://svc.test:{port}");
-        let upstream = Upstream::builder("svc", [url.as_str()])
-            .resolver(resolver(&dns))
-            .resolve_every(RESOLVE_EVERY)
-            .build()
-            .unwrap();
-        within(FOLLOW_WITHIN, "first lookup", upstream.resolved()).await;
+        let upstream = svc_upstream(&dns, port).await;
 
         assert_eq!(
             addresses(&upstream),
@@ -200,12 +207,7 @@ async fn a_removed_address_drains_its_requests_then_closes_its_connections() {
         let port = servers[0].addr.port();
         let dns = DnsServer::start().await;
         dns.set_a("svc.test", &[loopback(1), loopback(2)], 1);
-        let upstream = Upstream::builder("svc", [format!("http://svc.test:{port}")])
-            .resolver(resolver(&dns))
-            .resolve_every(RESOLVE_EVERY)
-            .build()
-            .unwrap();
-        within(FOLLOW_WITHIN, "first lookup", upstream.resolved()).await;
+        let upstream = svc_upstream(&dns, port).await;
         assert_eq!(upstream.targets().len(), 2);
         let gateway = gateway(Proxy::new(upstream.clone())).await;
 
@@ -326,12 +328,7 @@ async fn failed_and_empty_answers_keep_the_last_targets() {
         let port = servers[0].addr.port();
         let dns = DnsServer::start().await;
         dns.set_a("svc.test", &[loopback(1), loopback(2)], 1);
-        let upstream = Upstream::builder("svc", [format!("http://svc.test:{port}")])
-            .resolver(resolver(&dns))
-            .resolve_every(RESOLVE_EVERY)
-            .build()
-            .unwrap();
-        within(FOLLOW_WITHIN, "first lookup", upstream.resolved()).await;
+        let upstream = svc_upstream(&dns, port).await;
         let resolved = [Some(servers[0].addr), Some(servers[1].addr)];
         assert_eq!(addresses(&upstream), resolved);
         let counters = upstream.discovery_counters();

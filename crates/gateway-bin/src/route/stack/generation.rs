@@ -133,7 +133,7 @@ impl Generation {
                     target: target
                         .address
                         .map_or_else(|| target.url.authority().to_string(), |a| a.to_string()),
-                    healthy: target.health != gateway_proxy::Health::Unhealthy && !target.ejected,
+                    healthy: target.is_usable(),
                 });
             }
         }

@@ -173,7 +173,7 @@ fn needs_resolver(section: &UpstreamSection) -> bool {
             target
                 .url
                 .parse::<gateway_proxy::TargetUrl>()
-                .is_ok_and(|url| url.host().parse::<std::net::IpAddr>().is_err())
+                .is_ok_and(|url| url.ip().is_none())
         })
 }
 

@@ -228,8 +228,6 @@ impl Status<'_> {
                 let targets: Vec<Value> = upstream
                     .targets()
                     .map(|target| {
-                        let healthy =
-                            target.health != gateway_proxy::Health::Unhealthy && !target.ejected;
                         // What the gateway last saw go wrong: a failed probe, else the
                         // refused connections that ejected it.
                         let last_error = match target.last_probe {
@@ -243,7 +241,7 @@ impl Status<'_> {
                             "url": target.url.to_string(),
                             "address": target.address.map(|a| a.to_string()),
                             "health": target.health.as_str(),
-                            "healthy": healthy,
+                            "healthy": target.is_usable(),
                             "ejected": target.ejected,
                             "in_flight": target.in_flight,
                             "weight": target.weight,
