@@ -85,12 +85,12 @@ impl RouteHeaders {
         headers.reserve(usize::from(legacy) * 3 + usize::from(standard) * 2);
         if legacy {
             headers.insert(X_RATELIMIT_LIMIT, self.limit.clone());
-            headers.insert(X_RATELIMIT_REMAINING, digits(text.slice(remaining_at)));
-            headers.insert(X_RATELIMIT_RESET, digits(text.slice(reset_at)));
+            headers.insert(X_RATELIMIT_REMAINING, text_value(text.slice(remaining_at)));
+            headers.insert(X_RATELIMIT_RESET, text_value(text.slice(reset_at)));
         }
         if standard {
             headers.insert(RATELIMIT_POLICY, self.policy.clone());
-            headers.insert(RATELIMIT, digits(text));
+            headers.insert(RATELIMIT, text_value(text));
         }
     }
 
@@ -132,14 +132,10 @@ fn humanize(d: Duration) -> String {
     }
 }
 
-/// A header value of digits, letters, quotes and punctuation, which is always valid.
-fn digits(text: Bytes) -> HeaderValue {
-    HeaderValue::from_maybe_shared(text).unwrap_or(HeaderValue::from_static(""))
-}
-
-/// A header value from text made of digits, letters and quotes, which is always valid.
-fn text_value(text: String) -> HeaderValue {
-    HeaderValue::from_maybe_shared(Bytes::from(text)).unwrap_or(HeaderValue::from_static(""))
+/// A header value from text made of digits, letters, quotes and punctuation, which is always
+/// valid.
+fn text_value(text: impl Into<Bytes>) -> HeaderValue {
+    HeaderValue::from_maybe_shared(text.into()).unwrap_or(HeaderValue::from_static(""))
 }
 
 #[cfg(test)]

@@ -199,7 +199,7 @@ where
     let listener = TcpListener::from_std(listener)?;
     let builder = connection_builder(limits);
     let drain = crate::serve::drain::Drain::default();
-    let flusher = tokio::spawn(housekeeping(gauge.clone()));
+    let chores = tokio::spawn(housekeeping(gauge.clone()));
     loop {
         let Some((stream, peer)) = next_connection(&listener, &mut stop).await else {
             break;
@@ -244,7 +244,7 @@ where
     if tokio::time::timeout(grace, drain.shutdown()).await.is_err() {
         tracing::warn!(grace = ?grace, "grace period over; closing the remaining connections");
     }
-    flusher.abort();
+    chores.abort();
     crate::observe::access_log::flush_thread();
     Ok(())
 }
