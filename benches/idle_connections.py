@@ -9,6 +9,10 @@ upstream, then:
    stay open, idle: RSS with them open, and bytes per connection;
 3. the connections close; RSS right after and 30 s later ($SETTLE): memory given back.
 
+The connections idle 2 s before RSS is read, past `[server] release_idle_after` (default
+1 s), so they have given their request buffers back; $RELEASE_IDLE_AFTER sets it (e.g.
+"600s": never, to see what they hold before).
+
 Loopback only, bounded: every step has a timeout. Needs nginx (apt-get install -y nginx-light).
 
     cargo build --release -p gateway-bin && python3 benches/idle_connections.py
@@ -26,6 +30,7 @@ from bench_support import free_port, raise_fd_limit, rss, start_upstream, stop, 
 CONNS = int(os.environ.get("CONNS", "5000"))
 SETTLE = float(os.environ.get("SETTLE", "30"))
 GW = os.environ.get("GW", "target/release/gateway")
+RELEASE_IDLE_AFTER = os.environ.get("RELEASE_IDLE_AFTER")
 
 
 async def one_request(port):
@@ -60,7 +65,8 @@ def main():
     with open(f"{work}/gateway.toml", "w") as f:
         f.write(
             f'[server]\nlisten = "127.0.0.1:{gw}"\nheader_read_timeout = "600s"\n'
-            f'[upstreams.bench]\ntargets = ["http://127.0.0.1:{up}"]\n'
+            + (f'release_idle_after = "{RELEASE_IDLE_AFTER}"\n' if RELEASE_IDLE_AFTER else "")
+            + f'[upstreams.bench]\ntargets = ["http://127.0.0.1:{up}"]\n'
             '[[routes]]\npath = "/"\nupstream = "bench"\n'
         )
     procs = [start_upstream(work, up)]

@@ -362,3 +362,95 @@ async fn https_upstreams_are_verified_against_the_configured_ca() {
     let (parts, _) = get(&gw.url("/untrusted")).await;
     assert_eq!(parts.status, StatusCode::BAD_GATEWAY);
 }
+
+/// Reads one response with a `Content-Length` body from `stream`; returns head and body.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    let head = String::from_utf8(support::read_head(stream).await).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .expect("a content-length");
+    let mut body = vec![0u8; length];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut body))
+        .await
+        .expect("no body")
+        .unwrap();
+    (head, body)
+}
+
+/// `gateway_released_connections` on `admin`, once it reads `expected` (or after 5 s).
+async fn released_connections(admin: std::net::SocketAddr, expected: f64) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = get(&format!("http://{admin}/metrics")).await;
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let released = support::metric(&text, "gateway_released_connections").unwrap();
+        if released == expected || std::time::Instant::now() > deadline {
+            return released;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_give_their_buffers_back_and_stay_usable() {
+    let upstream = Upstream::start("app").await;
+    let gw = TestGateway::start(
+        &config(&format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [upstreams.app]\ntargets = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+            upstream.url()
+        ))
+        .replace(
+            "access_log = false",
+            "access_log = false\nrelease_idle_after = \"100ms\"",
+        ),
+    );
+    let admin = gw.admin.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"GET /first HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_response(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(json(&body)["uri"], "/first");
+    assert_eq!(released_connections(admin, 1.0).await, 1.0);
+
+    // The released connection serves its next request, then idles and is released again.
+    stream
+        .write_all(b"GET /second HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = read_response(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    assert_eq!(json(&body)["uri"], "/second");
+    assert_eq!(released_connections(admin, 1.0).await, 1.0);
+
+    // And an upgrade on it still becomes a tunnel.
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .await
+        .unwrap();
+    let head = String::from_utf8_lossy(&support::read_head(&mut stream).await).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    stream.write_all(b"through").await.unwrap();
+    let mut echoed = [0u8; 7];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"through");
+    // A tunnel is not an idle connection, however long it is quiet.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(released_connections(admin, 0.0).await, 0.0);
+    assert_eq!(upstream.requests(), 3);
+}

@@ -114,6 +114,7 @@ impl AdminSource for State {
         let snapshot = Snapshot {
             targets: &targets,
             active_connections: self.gauge.get(),
+            released_connections: self.gauge.released_count(),
             ratelimit_backend_errors: loaded.generation.ratelimit_backend_errors(),
             circuits: &circuits,
             cache_bytes,
@@ -213,6 +214,7 @@ impl ConnectionLimits {
             max_header_size: usize::try_from(config.server.max_header_size.bytes())
                 .unwrap_or(usize::MAX),
             max_headers: *config.server.max_headers.get_ref(),
+            release_idle_after: config.server.release_idle_after.get(),
         }
     }
 }

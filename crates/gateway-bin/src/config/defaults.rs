@@ -16,6 +16,9 @@ pub(super) fn request_timeout() -> HumanDuration {
 pub(super) fn header_read_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
+pub(super) fn release_idle_after() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
 pub(super) fn max_header_size() -> ByteSize {
     ByteSize(64 << 10)
 }

@@ -109,6 +109,11 @@ pub struct ServerSection {
     /// Time allowed to read a request's headers; the connection is closed after it.
     #[serde(default = "defaults::header_read_timeout")]
     pub header_read_timeout: HumanDuration,
+    /// How long an idle HTTP/1.1 keep-alive connection waits for its next request before it
+    /// gives its request buffers back (~30 KiB each); at or beyond `header_read_timeout`:
+    /// never.
+    #[serde(default = "defaults::release_idle_after")]
+    pub release_idle_after: HumanDuration,
     /// Largest request head (request line and headers); 431 beyond.
     #[serde(default = "defaults::max_header_size")]
     pub max_header_size: ByteSize,

@@ -288,6 +288,8 @@ pub(crate) struct Circuit {
 pub(crate) struct Snapshot<'a> {
     /// `gateway_active_connections`.
     pub(crate) active_connections: i64,
+    /// `gateway_released_connections`.
+    pub(crate) released_connections: i64,
     /// `gateway_ratelimit_backend_errors_total`.
     pub(crate) ratelimit_backend_errors: u64,
     /// The circuit breakers, by upstream.
@@ -470,6 +472,11 @@ impl Registry {
         );
         let _ = writeln!(
             out,
+            "# HELP gateway_released_connections Idle HTTP/1.1 keep-alive client connections that gave their request buffers back.\n# TYPE gateway_released_connections gauge\ngateway_released_connections {}",
+            snapshot.released_connections
+        );
+        let _ = writeln!(
+            out,
             "# HELP gateway_access_log_dropped_total Access log lines dropped because the log writer fell behind.\n# TYPE gateway_access_log_dropped_total counter\ngateway_access_log_dropped_total {}",
             crate::observe::access_log::dropped()
         );
@@ -599,6 +606,7 @@ mod tests {
     fn empty() -> Snapshot<'static> {
         Snapshot {
             active_connections: 0,
+            released_connections: 0,
             ratelimit_backend_errors: 0,
             circuits: &[],
             targets: &[],

@@ -12,6 +12,41 @@ use std::task::{Context, Poll, Waker};
 
 use hyper_util::server::graceful::GracefulConnection;
 use pin_project_lite::pin_project;
+
+/// A connection that can be asked to finish its in-flight requests and close.
+pub(crate) trait Graceful: Future {
+    /// Starts the graceful shutdown; the connection is polled on until it ends.
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+pin_project! {
+    /// A hyper-util connection as a [`Graceful`] one.
+    pub(crate) struct Hyper<C> {
+        #[pin]
+        conn: C,
+    }
+}
+
+impl<C> Hyper<C> {
+    /// Wraps `conn`.
+    pub(crate) fn new(conn: C) -> Self {
+        Self { conn }
+    }
+}
+
+impl<C: GracefulConnection> Future for Hyper<C> {
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        self.project().conn.poll(cx)
+    }
+}
+
+impl<C: GracefulConnection> Graceful for Hyper<C> {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        self.project().conn.graceful_shutdown();
+    }
+}
 use tokio::sync::Notify;
 
 /// Wakers of the registered connections, in slots reused after their connection ends.
@@ -40,7 +75,7 @@ impl Drain {
     ///
     /// The returned future must be polled by one task only: it registers the waker of its
     /// first poll, which is then that task's waker for good.
-    pub(crate) fn watch<C: GracefulConnection>(&self, conn: C) -> Draining<C> {
+    pub(crate) fn watch<C: Graceful>(&self, conn: C) -> Draining<C> {
         self.shared.live.fetch_add(1, Ordering::Relaxed);
         Draining {
             conn,
@@ -102,7 +137,7 @@ pin_project! {
     }
 }
 
-impl<C: GracefulConnection> Future for Draining<C> {
+impl<C: Graceful> Future for Draining<C> {
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
@@ -168,7 +203,7 @@ mod tests {
         let connection = auto::Builder::new(TokioExecutor::new())
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let connection = drain.watch(connection);
+        let connection = drain.watch(Hyper::new(connection));
         tokio::spawn(async move {
             let _ = connection.await;
         });

@@ -14,7 +14,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::serve::drain::Hyper;
 use crate::serve::header_timer::HeaderTimer;
+use crate::serve::keep_alive;
 
 /// Limits the HTTP server enforces before a request reaches the gateway service.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +27,9 @@ pub(crate) struct ConnectionLimits {
     pub(crate) max_header_size: usize,
     /// Most header fields in an HTTP/1.1 request head; 431 beyond.
     pub(crate) max_headers: usize,
+    /// How long an idle HTTP/1.1 connection waits for its next head before it gives its
+    /// request buffers back (`serve/keep_alive/`).
+    pub(crate) release_idle_after: Duration,
 }
 
 /// The request header count hyper enforces when none is set.
@@ -51,14 +56,33 @@ pub(crate) fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<S
     Ok(listeners)
 }
 
-/// Open client connections, for the `gateway_active_connections` gauge.
+/// Open client connections, for the `gateway_active_connections` gauge, and how many of
+/// them are idle without request buffers (`gateway_released_connections`).
 #[derive(Debug, Default)]
-pub(crate) struct ConnectionGauge(AtomicI64);
+pub(crate) struct ConnectionGauge {
+    open: AtomicI64,
+    released: AtomicI64,
+}
 
 impl ConnectionGauge {
     /// The current number of open connections.
     pub(crate) fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// The current number of idle connections that gave their request buffers back.
+    pub(crate) fn released_count(&self) -> i64 {
+        self.released.load(Ordering::Relaxed)
+    }
+
+    /// A connection gave its buffers back.
+    pub(crate) fn released(&self) {
+        self.released.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection that had given its buffers back is served again, or closed.
+    pub(crate) fn resumed(&self) {
+        self.released.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -66,33 +90,48 @@ struct ConnectionGuard(Arc<ConnectionGauge>);
 
 impl ConnectionGuard {
     fn new(gauge: Arc<ConnectionGauge>) -> Self {
-        gauge.0.fetch_add(1, Ordering::Relaxed);
+        gauge.open.fetch_add(1, Ordering::Relaxed);
         Self(gauge)
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Applies the gateway's HTTP/1 settings to hyper's builder or hyper-util's (two types with
+/// the same methods).
+macro_rules! http1_settings {
+    ($builder:expr, $limits:expr) => {{
+        let limits: &ConnectionLimits = $limits;
+        $builder
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_size.max(8192))
+            // Small proxied bodies are cheaper copied into one buffer than written with writev.
+            .writev(false);
+        // hyper's own limit is 100, parsed on the stack; setting any limit makes it size the
+        // parse buffer per request, so it is only set when it differs.
+        if limits.max_headers != HYPER_MAX_HEADERS {
+            $builder.max_headers(limits.max_headers);
+        }
+    }};
+}
+
+/// hyper's HTTP/1 server with the gateway's settings; each connection adds its own timer.
+pub(crate) fn http1_builder(limits: &ConnectionLimits) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    http1_settings!(builder, limits);
+    builder
 }
 
 /// Builds the connection server with the gateway's protocol settings; serve each connection
 /// with its own copy from [`for_connection`].
 pub(crate) fn connection_builder(limits: ConnectionLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(HeaderTimer::default())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_size.max(8192))
-        // Small proxied bodies are cheaper copied into one buffer than written with writev.
-        .writev(false);
-    // hyper's own limit is 100, parsed on the stack; setting any limit makes it size the
-    // parse buffer per request, so it is only set when it differs.
-    if limits.max_headers != HYPER_MAX_HEADERS {
-        builder.http1().max_headers(limits.max_headers);
-    }
+    builder.http1().timer(HeaderTimer::default());
+    http1_settings!(builder.http1(), &limits);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -188,6 +227,7 @@ where
     M: Fn(SocketAddr, bool) -> S,
     T: Fn() -> Option<tokio_rustls::TlsAcceptor>,
     S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Unpin
         + Send
         + 'static,
     S::Future: Send + 'static,
@@ -198,6 +238,13 @@ where
 {
     let listener = TcpListener::from_std(listener)?;
     let builder = connection_builder(limits);
+    let plain = Arc::new(keep_alive::Serving {
+        auto: builder.clone(),
+        http1: http1_builder(&limits),
+        header_read_timeout: limits.header_read_timeout,
+        release_after: limits.release_idle_after,
+        gauge: gauge.clone(),
+    });
     let drain = crate::serve::drain::Drain::default();
     let chores = tokio::spawn(housekeeping(gauge.clone()));
     loop {
@@ -209,9 +256,7 @@ where
         match tls() {
             None => {
                 let service = make_service(peer, false);
-                let connection = for_connection(&builder)
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
+                let connection = keep_alive::Connection::new(stream, service, plain.clone());
                 let connection = drain.watch(connection);
                 tokio::spawn(async move {
                     if let Err(error) = connection.await {
@@ -232,7 +277,7 @@ where
                     };
                     let connection =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(error) = drain.watch(connection).await {
+                    if let Err(error) = drain.watch(Hyper::new(connection)).await {
                         tracing::debug!(%peer, error = %error, "connection ended with an error");
                     }
                     drop(guard);

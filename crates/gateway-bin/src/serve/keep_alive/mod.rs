@@ -1,0 +1,297 @@
+//! Plain-TCP client connections, served so that an idle HTTP/1.1 keep-alive connection holds
+//! no request buffers.
+//!
+//! hyper keeps a read buffer (8 KiB or more), a write buffer (8 KiB) and a cached header map
+//! for every HTTP/1 connection for as long as it lives, and its server API can neither shrink
+//! nor free them; 10,000 idle keep-alive clients cost ~300 MiB that way. nginx frees the
+//! request buffers of an idle keep-alive connection; this does the same around hyper: once a
+//! connection has waited `[server] release_idle_after` for its next request head (the head
+//! timer tells, see `serve/header_timer.rs`), with nothing of that head read and its last
+//! response written out, hyper holds no request state. The connection is then shut down
+//! the graceful way, which for an idle hyper connection writes nothing and ends it, except
+//! that the socket's shutdown is skipped; the socket, any bytes read ahead and the service
+//! are taken back, hyper's connection is dropped, and the socket waits for its next byte
+//! (or the head deadline it had) with nothing else allocated. That byte starts a new hyper
+//! connection on the same socket.
+//!
+//! A connection waits for its first byte the same way, and one whose first bytes are the
+//! HTTP/2 preface (or too few to tell) is handed to hyper-util's auto connection as before.
+//! TLS connections are served by the auto connection too: rustls may hold decrypted bytes
+//! the socket's readiness would not show.
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::HttpService;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+
+use crate::serve::drain::Graceful;
+use crate::serve::header_timer::HeaderTimer;
+use crate::serve::listener::ConnectionGauge;
+
+mod socket;
+
+use socket::Socket;
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// What every plain-TCP connection of a worker is served with.
+pub(crate) struct Serving {
+    /// The builder for HTTP/2 (and for connections whose first bytes cannot tell).
+    pub(crate) auto: auto::Builder<TokioExecutor>,
+    /// The HTTP/1 builder, without the connection's own timer.
+    pub(crate) http1: http1::Builder,
+    /// Time allowed to read a request head, and so to idle between requests.
+    pub(crate) header_read_timeout: Duration,
+    /// How long a connection waits for its next head before it gives its buffers back.
+    pub(crate) release_after: Duration,
+    /// Counts the connections that hold no buffers.
+    pub(crate) gauge: Arc<ConnectionGauge>,
+}
+
+type Http1Connection<S> = http1::UpgradeableConnection<TokioIo<Socket>, S>;
+type AutoConnection<S> = auto::UpgradeableConnection<'static, TokioIo<TcpStream>, S, TokioExecutor>;
+
+enum State<S: HttpService<Incoming>> {
+    /// Accepted; waiting for its first bytes.
+    Fresh {
+        stream: TcpStream,
+        service: S,
+    },
+    /// Serving HTTP/1 requests.
+    Http1(Box<Http1Connection<S>>),
+    /// Idle between requests, holding only its socket and service.
+    Released {
+        socket: Socket,
+        service: S,
+    },
+    /// Served by hyper-util's auto connection.
+    Auto(Pin<Box<AutoConnection<S>>>),
+    Done,
+}
+
+/// One plain-TCP client connection (see the module docs).
+pub(crate) struct Connection<S: HttpService<Incoming>> {
+    state: State<S>,
+    timer: HeaderTimer,
+    http1: http1::Builder,
+    serving: Arc<Serving>,
+    draining: bool,
+}
+
+impl<S: HttpService<Incoming>> Connection<S> {
+    /// Serves `stream` with `service`.
+    pub(crate) fn new(stream: TcpStream, service: S, serving: Arc<Serving>) -> Self {
+        let timer =
+            HeaderTimer::releasing_after(serving.header_read_timeout, serving.release_after);
+        timer.arm(serving.header_read_timeout);
+        let mut http1 = serving.http1.clone();
+        http1.timer(timer.clone());
+        Self {
+            state: State::Fresh { stream, service },
+            timer,
+            http1,
+            serving,
+            draining: false,
+        }
+    }
+}
+
+impl<S: HttpService<Incoming>> Drop for Connection<S> {
+    fn drop(&mut self) {
+        if matches!(self.state, State::Released { .. }) {
+            self.serving.gauge.resumed();
+        }
+    }
+}
+
+/// Whether `bytes`, the first of a connection, can still be the HTTP/2 preface.
+fn may_be_http2(bytes: &[u8]) -> bool {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    PREFACE.starts_with(bytes)
+}
+
+impl<S, B> Connection<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn serve_http1(&mut self, socket: Socket, service: S) {
+        let connection = self
+            .http1
+            .serve_connection(TokioIo::new(socket), service)
+            .with_upgrades();
+        self.state = State::Http1(Box::new(connection));
+    }
+
+    /// Polls a fresh connection until its first bytes say what it speaks.
+    fn poll_fresh(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let State::Fresh { stream, .. } = &mut self.state else {
+            unreachable!("polled as fresh")
+        };
+        let mut first = [0u8; 24];
+        let mut first = tokio::io::ReadBuf::new(&mut first);
+        match stream.poll_peek(cx, &mut first) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                self.state = State::Done;
+                return Poll::Ready(Ok(()));
+            }
+            Poll::Ready(Ok(_)) => {}
+            Poll::Pending => {
+                if self.draining || self.timer.poll_deadline(cx).is_ready() {
+                    self.state = State::Done;
+                    return Poll::Ready(Ok(()));
+                }
+                return Poll::Pending;
+            }
+        }
+        let http2 = may_be_http2(first.filled());
+        let State::Fresh { stream, service } = std::mem::replace(&mut self.state, State::Done)
+        else {
+            unreachable!("polled as fresh")
+        };
+        if http2 {
+            let mut auto = self.serving.auto.clone();
+            auto.http1().timer(self.timer.clone());
+            let connection = auto
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            self.state = State::Auto(Box::pin(connection));
+        } else {
+            self.serve_http1(Socket::new(stream, self.timer.clone()), service);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Shuts an idle HTTP/1 connection down and keeps its socket, if hyper agrees it is idle.
+    fn release(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let State::Http1(connection) = &mut self.state else {
+            unreachable!("released while not serving HTTP/1")
+        };
+        let signals = self.timer.signals();
+        signals.set_releasing(true);
+        Pin::new(&mut **connection).graceful_shutdown();
+        match Pin::new(&mut **connection).poll(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(error)) => {
+                signals.set_releasing(false);
+                self.state = State::Done;
+                return Poll::Ready(Err(error.into()));
+            }
+            Poll::Pending => {
+                // hyper was in the middle of something after all; it now closes the
+                // connection once that is done, as on any graceful shutdown.
+                signals.set_releasing(false);
+                return Poll::Pending;
+            }
+        }
+        signals.set_releasing(false);
+        let State::Http1(connection) = std::mem::replace(&mut self.state, State::Done) else {
+            unreachable!("checked above")
+        };
+        let Some(parts) = connection.into_parts() else {
+            // Upgraded: the tunnel owns the socket now.
+            return Poll::Ready(Ok(()));
+        };
+        let mut socket = parts.io.into_inner();
+        socket.unread(&parts.read_buf);
+        self.timer.hold_deadline();
+        self.serving.gauge.released();
+        self.state = State::Released {
+            socket,
+            service: parts.service,
+        };
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S, B> Future for Connection<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<(), BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Fresh { .. } => {
+                    std::task::ready!(this.poll_fresh(cx))?;
+                }
+                State::Http1(connection) => match Pin::new(&mut **connection).poll(cx) {
+                    Poll::Ready(result) => {
+                        this.state = State::Done;
+                        return Poll::Ready(result.map_err(Into::into));
+                    }
+                    Poll::Pending if !this.draining && this.timer.signals().release_due() => {
+                        std::task::ready!(this.release(cx))?;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                State::Released { socket, .. } => {
+                    let readable = socket.stream().poll_read_ready(cx);
+                    if readable.is_pending() {
+                        if this.draining || this.timer.poll_deadline(cx).is_ready() {
+                            // Idle past its head deadline, or the worker stops: close.
+                            this.state = State::Done;
+                            this.serving.gauge.resumed();
+                            return Poll::Ready(Ok(()));
+                        }
+                        return Poll::Pending;
+                    }
+                    let State::Released { socket, service } =
+                        std::mem::replace(&mut this.state, State::Done)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    this.serving.gauge.resumed();
+                    // A read error shows up in hyper's first read, as it would have.
+                    this.serve_http1(socket, service);
+                }
+                State::Auto(connection) => return connection.as_mut().poll(cx),
+                State::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl<S, B> Graceful for Connection<S>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        let this = self.get_mut();
+        this.draining = true;
+        match &mut this.state {
+            State::Http1(connection) => Pin::new(&mut **connection).graceful_shutdown(),
+            State::Auto(connection) => connection.as_mut().graceful_shutdown(),
+            // Closed at their next poll.
+            State::Fresh { .. } | State::Released { .. } | State::Done => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
