@@ -11,7 +11,8 @@ upstream, then:
 
 The connections idle 2 s before RSS is read, past `[server] release_idle_after` (default
 1 s), so they have given their request buffers back; $RELEASE_IDLE_AFTER sets it (e.g.
-"600s": never, to see what they hold before).
+"600s": never, to see what they hold before). TLS=1 serves the connections over TLS (a
+self-signed certificate made with openssl, ALPN http/1.1).
 
 Loopback only, bounded: every step has a timeout. Needs nginx (apt-get install -y nginx-light).
 
@@ -31,10 +32,34 @@ CONNS = int(os.environ.get("CONNS", "5000"))
 SETTLE = float(os.environ.get("SETTLE", "30"))
 GW = os.environ.get("GW", "target/release/gateway")
 RELEASE_IDLE_AFTER = os.environ.get("RELEASE_IDLE_AFTER")
+TLS = os.environ.get("TLS") == "1"
+CLIENT_TLS = None
+
+
+def client_tls():
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def self_signed(work):
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", f"{work}/key.pem", "-out", f"{work}/cert.pem"],
+        check=True, capture_output=True,
+    )
+    return f'[server.tls]\ncert = "{work}/cert.pem"\nkey = "{work}/key.pem"\n'
 
 
 async def one_request(port):
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", port, ssl=CLIENT_TLS), 10
+    )
     writer.write(b"GET /small HTTP/1.1\r\nHost: gw\r\n\r\n")
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -59,6 +84,9 @@ async def open_idle(port, count):
 
 
 def main():
+    global CLIENT_TLS
+    if TLS:
+        CLIENT_TLS = client_tls()
     raise_fd_limit(CONNS * 2 + 1024)
     work = tempfile.mkdtemp(prefix="idle-conns-")
     up, gw = free_port(), free_port()
@@ -66,6 +94,7 @@ def main():
         f.write(
             f'[server]\nlisten = "127.0.0.1:{gw}"\nheader_read_timeout = "600s"\n'
             + (f'release_idle_after = "{RELEASE_IDLE_AFTER}"\n' if RELEASE_IDLE_AFTER else "")
+            + (self_signed(work) if TLS else "")
             + f'[upstreams.bench]\ntargets = ["http://127.0.0.1:{up}"]\n'
             '[[routes]]\npath = "/"\nupstream = "bench"\n'
         )

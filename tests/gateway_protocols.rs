@@ -454,3 +454,65 @@ async fn idle_keep_alive_connections_give_their_buffers_back_and_stay_usable() {
     assert_eq!(released_connections(admin, 0.0).await, 0.0);
     assert_eq!(upstream.requests(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tls_connections_give_hyper_buffers_back_and_stay_usable() {
+    let upstream = Upstream::start("app").await;
+    let cert = certificate();
+    let gw = TestGateway::start(
+        &config(&format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [server.tls]\ncert = \"{}\"\nkey = \"{}\"\n\n[upstreams.app]\ntargets = [\"{}\"]\n[[routes]]\npath = \"/\"\nupstream = \"app\"\n",
+            cert.dir.path.join("cert.pem").display(),
+            cert.dir.path.join("key.pem").display(),
+            upstream.url()
+        ))
+        .replace(
+            "access_log = false",
+            "access_log = false\nrelease_idle_after = \"100ms\"",
+        ),
+    );
+    let admin = gw.admin.unwrap();
+
+    // ALPN http/1.1: released while idle, its TLS session kept for the next request.
+    let stream = tls_connect(gw.addr, &cert, &[b"http/1.1"]).await;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for (round, path) in ["/one", "/two", "/three"].into_iter().enumerate() {
+        let response = sender
+            .send_request(
+                Request::get(path)
+                    .header("host", "localhost")
+                    .body(Full::<Bytes>::default())
+                    .unwrap(),
+            )
+            .await
+            .unwrap_or_else(|error| panic!("request {round} on the released connection: {error}"));
+        assert_eq!(response.status(), StatusCode::OK);
+        let echo = json(&response.into_body().collect().await.unwrap().to_bytes());
+        assert_eq!(echo["uri"], path);
+        assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
+        assert_eq!(released_connections(admin, 1.0).await, 1.0);
+    }
+
+    // No ALPN: served as before (hyper-util reads what the client speaks), not released.
+    let stream = tls_connect(gw.addr, &cert, &[]).await;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(
+            Request::get("/plain-alpn-less")
+                .header("host", "localhost")
+                .body(Full::<Bytes>::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(released_connections(admin, 1.0).await, 1.0);
+}

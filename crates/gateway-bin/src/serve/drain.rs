@@ -10,44 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use hyper_util::server::graceful::GracefulConnection;
 use pin_project_lite::pin_project;
+use tokio::sync::Notify;
 
 /// A connection that can be asked to finish its in-flight requests and close.
 pub(crate) trait Graceful: Future {
     /// Starts the graceful shutdown; the connection is polled on until it ends.
     fn graceful_shutdown(self: Pin<&mut Self>);
 }
-
-pin_project! {
-    /// A hyper-util connection as a [`Graceful`] one.
-    pub(crate) struct Hyper<C> {
-        #[pin]
-        conn: C,
-    }
-}
-
-impl<C> Hyper<C> {
-    /// Wraps `conn`.
-    pub(crate) fn new(conn: C) -> Self {
-        Self { conn }
-    }
-}
-
-impl<C: GracefulConnection> Future for Hyper<C> {
-    type Output = C::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
-        self.project().conn.poll(cx)
-    }
-}
-
-impl<C: GracefulConnection> Graceful for Hyper<C> {
-    fn graceful_shutdown(self: Pin<&mut Self>) {
-        self.project().conn.graceful_shutdown();
-    }
-}
-use tokio::sync::Notify;
 
 /// Wakers of the registered connections, in slots reused after their connection ends.
 #[derive(Default)]
@@ -191,7 +161,38 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
+    use hyper_util::server::graceful::GracefulConnection;
+
     use super::*;
+
+    pin_project! {
+        /// A hyper-util connection as a [`Graceful`] one.
+        struct Hyper<C> {
+            #[pin]
+            conn: C,
+        }
+    }
+
+    impl<C> Hyper<C> {
+        /// Wraps `conn`.
+        fn new(conn: C) -> Self {
+            Self { conn }
+        }
+    }
+
+    impl<C: GracefulConnection> Future for Hyper<C> {
+        type Output = C::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+            self.project().conn.poll(cx)
+        }
+    }
+
+    impl<C: GracefulConnection> Graceful for Hyper<C> {
+        fn graceful_shutdown(self: Pin<&mut Self>) {
+            self.project().conn.graceful_shutdown();
+        }
+    }
 
     /// Serves one accepted connection under `drain`, answering after `delay`.
     async fn serve_one(listener: &TcpListener, drain: &Drain, delay: Duration) {

@@ -8,13 +8,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::serve::drain::Hyper;
 use crate::serve::header_timer::HeaderTimer;
 use crate::serve::keep_alive;
 
@@ -126,8 +125,8 @@ pub(crate) fn http1_builder(limits: &ConnectionLimits) -> hyper::server::conn::h
     builder
 }
 
-/// Builds the connection server with the gateway's protocol settings; serve each connection
-/// with its own copy from [`for_connection`].
+/// Builds the connection server with the gateway's protocol settings; each connection served
+/// by it sets its own header read timer (`serve/keep_alive/`).
 pub(crate) fn connection_builder(limits: ConnectionLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(HeaderTimer::default());
@@ -137,15 +136,6 @@ pub(crate) fn connection_builder(limits: ConnectionLimits) -> auto::Builder<Toki
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    builder
-}
-
-/// A copy of `builder` for one connection, with the connection's own header read timer.
-pub(crate) fn for_connection(
-    builder: &auto::Builder<TokioExecutor>,
-) -> auto::Builder<TokioExecutor> {
-    let mut builder = builder.clone();
-    builder.http1().timer(HeaderTimer::default());
     builder
 }
 
@@ -238,7 +228,7 @@ where
 {
     let listener = TcpListener::from_std(listener)?;
     let builder = connection_builder(limits);
-    let plain = Arc::new(keep_alive::Serving {
+    let serving = Arc::new(keep_alive::Serving {
         auto: builder.clone(),
         http1: http1_builder(&limits),
         header_read_timeout: limits.header_read_timeout,
@@ -256,7 +246,7 @@ where
         match tls() {
             None => {
                 let service = make_service(peer, false);
-                let connection = keep_alive::Connection::new(stream, service, plain.clone());
+                let connection = keep_alive::Connection::new(stream, service, serving.clone());
                 let connection = drain.watch(connection);
                 tokio::spawn(async move {
                     if let Err(error) = connection.await {
@@ -267,7 +257,7 @@ where
             }
             Some(acceptor) => {
                 let service = make_service(peer, true);
-                let builder = for_connection(&builder);
+                let serving = serving.clone();
                 let drain = drain.clone();
                 let handshake_timeout = limits.header_read_timeout;
                 tokio::spawn(async move {
@@ -275,9 +265,8 @@ where
                     else {
                         return;
                     };
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(error) = drain.watch(Hyper::new(connection)).await {
+                    let connection = keep_alive::Connection::new(stream, service, serving);
+                    if let Err(error) = drain.watch(connection).await {
                         tracing::debug!(%peer, error = %error, "connection ended with an error");
                     }
                     drop(guard);

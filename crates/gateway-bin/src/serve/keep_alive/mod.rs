@@ -1,5 +1,5 @@
-//! Plain-TCP client connections, served so that an idle HTTP/1.1 keep-alive connection holds
-//! no request buffers.
+//! Client connections, served so that an idle HTTP/1.1 keep-alive connection holds no
+//! request buffers.
 //!
 //! hyper keeps a read buffer (8 KiB or more), a write buffer (8 KiB) and a cached header map
 //! for every HTTP/1 connection for as long as it lives, and its server API can neither shrink
@@ -14,10 +14,10 @@
 //! (or the head deadline it had) with nothing else allocated. That byte starts a new hyper
 //! connection on the same socket.
 //!
-//! A connection waits for its first byte the same way, and one whose first bytes are the
-//! HTTP/2 preface (or too few to tell) is handed to hyper-util's auto connection as before.
-//! TLS connections are served by the auto connection too: rustls may hold decrypted bytes
-//! the socket's readiness would not show.
+//! A plain-TCP connection waits for its first bytes the same way, and one whose first bytes
+//! are the HTTP/2 preface (or too few to tell) is handed to hyper-util's auto connection as
+//! before; over TLS, ALPN decides (`h2`, or none offered: the auto connection). A released
+//! TLS connection keeps its rustls session and that session's buffers; hyper's are freed.
 
 use std::error::Error as StdError;
 use std::pin::Pin;
@@ -31,19 +31,48 @@ use hyper::server::conn::http1;
 use hyper::service::HttpService;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpStream;
 
 use crate::serve::drain::Graceful;
 use crate::serve::header_timer::HeaderTimer;
 use crate::serve::listener::ConnectionGauge;
 
 mod socket;
+mod stream;
 
 use socket::Socket;
+pub(crate) use stream::ClientStream;
+use stream::Protocol;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// What every plain-TCP connection of a worker is served with.
+/// The per-connection service, with what hyper (both versions, upgrades) needs of it.
+pub(crate) trait ClientService:
+    hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Self::Body>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    > + Unpin
+    + Send
+    + 'static
+{
+    /// The response body.
+    type Body: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, B> ClientService for S
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Body = B;
+}
+
+/// What every connection of a worker is served with.
 pub(crate) struct Serving {
     /// The builder for HTTP/2 (and for connections whose first bytes cannot tell).
     pub(crate) auto: auto::Builder<TokioExecutor>,
@@ -57,39 +86,39 @@ pub(crate) struct Serving {
     pub(crate) gauge: Arc<ConnectionGauge>,
 }
 
-type Http1Connection<S> = http1::UpgradeableConnection<TokioIo<Socket>, S>;
-type AutoConnection<S> = auto::UpgradeableConnection<'static, TokioIo<TcpStream>, S, TokioExecutor>;
+type Http1Connection<S, T> = http1::UpgradeableConnection<TokioIo<Socket<T>>, S>;
+type AutoConnection<S, T> = auto::UpgradeableConnection<'static, TokioIo<T>, S, TokioExecutor>;
 
-enum State<S: HttpService<Incoming>> {
-    /// Accepted; waiting for its first bytes.
+enum State<S: HttpService<Incoming>, T> {
+    /// Accepted; waiting to learn what it speaks.
     Fresh {
-        stream: TcpStream,
+        stream: T,
         service: S,
     },
     /// Serving HTTP/1 requests.
-    Http1(Box<Http1Connection<S>>),
+    Http1(Box<Http1Connection<S, T>>),
     /// Idle between requests, holding only its socket and service.
     Released {
-        socket: Socket,
+        socket: Socket<T>,
         service: S,
     },
     /// Served by hyper-util's auto connection.
-    Auto(Pin<Box<AutoConnection<S>>>),
+    Auto(Pin<Box<AutoConnection<S, T>>>),
     Done,
 }
 
-/// One plain-TCP client connection (see the module docs).
-pub(crate) struct Connection<S: HttpService<Incoming>> {
-    state: State<S>,
+/// One client connection over `T` (see the module docs).
+pub(crate) struct Connection<S: HttpService<Incoming>, T> {
+    state: State<S, T>,
     timer: HeaderTimer,
     http1: http1::Builder,
     serving: Arc<Serving>,
     draining: bool,
 }
 
-impl<S: HttpService<Incoming>> Connection<S> {
-    /// Serves `stream` with `service`.
-    pub(crate) fn new(stream: TcpStream, service: S, serving: Arc<Serving>) -> Self {
+impl<S: HttpService<Incoming>, T> Connection<S, T> {
+    /// Serves `stream` (accepted, and past its TLS handshake if it has one) with `service`.
+    pub(crate) fn new(stream: T, service: S, serving: Arc<Serving>) -> Self {
         let timer =
             HeaderTimer::releasing_after(serving.header_read_timeout, serving.release_after);
         timer.arm(serving.header_read_timeout);
@@ -105,7 +134,7 @@ impl<S: HttpService<Incoming>> Connection<S> {
     }
 }
 
-impl<S: HttpService<Incoming>> Drop for Connection<S> {
+impl<S: HttpService<Incoming>, T> Drop for Connection<S, T> {
     fn drop(&mut self) {
         if matches!(self.state, State::Released { .. }) {
             self.serving.gauge.resumed();
@@ -113,22 +142,8 @@ impl<S: HttpService<Incoming>> Drop for Connection<S> {
     }
 }
 
-/// Whether `bytes`, the first of a connection, can still be the HTTP/2 preface.
-fn may_be_http2(bytes: &[u8]) -> bool {
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    PREFACE.starts_with(bytes)
-}
-
-impl<S, B> Connection<S>
-where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    fn serve_http1(&mut self, socket: Socket, service: S) {
+impl<S: ClientService, T: ClientStream> Connection<S, T> {
+    fn serve_http1(&mut self, socket: Socket<T>, service: S) {
         let connection = self
             .http1
             .serve_connection(TokioIo::new(socket), service)
@@ -136,19 +151,18 @@ where
         self.state = State::Http1(Box::new(connection));
     }
 
-    /// Polls a fresh connection until its first bytes say what it speaks.
+    /// Polls a fresh connection until it says what it speaks.
     fn poll_fresh(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         let State::Fresh { stream, .. } = &mut self.state else {
             unreachable!("polled as fresh")
         };
-        let mut first = [0u8; 24];
-        let mut first = tokio::io::ReadBuf::new(&mut first);
-        match stream.poll_peek(cx, &mut first) {
-            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+        let http1 = match stream.poll_protocol(cx) {
+            Poll::Ready(Ok(Protocol::Http1)) => true,
+            Poll::Ready(Ok(Protocol::Auto)) => false,
+            Poll::Ready(Ok(Protocol::Closed) | Err(_)) => {
                 self.state = State::Done;
                 return Poll::Ready(Ok(()));
             }
-            Poll::Ready(Ok(_)) => {}
             Poll::Pending => {
                 if self.draining || self.timer.poll_deadline(cx).is_ready() {
                     self.state = State::Done;
@@ -156,21 +170,20 @@ where
                 }
                 return Poll::Pending;
             }
-        }
-        let http2 = may_be_http2(first.filled());
+        };
         let State::Fresh { stream, service } = std::mem::replace(&mut self.state, State::Done)
         else {
             unreachable!("polled as fresh")
         };
-        if http2 {
+        if http1 {
+            self.serve_http1(Socket::new(stream, self.timer.clone()), service);
+        } else {
             let mut auto = self.serving.auto.clone();
             auto.http1().timer(self.timer.clone());
             let connection = auto
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
             self.state = State::Auto(Box::pin(connection));
-        } else {
-            self.serve_http1(Socket::new(stream, self.timer.clone()), service);
         }
         Poll::Ready(Ok(()))
     }
@@ -217,15 +230,7 @@ where
     }
 }
 
-impl<S, B> Future for Connection<S>
-where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<S: ClientService, T: ClientStream> Future for Connection<S, T> {
     type Output = Result<(), BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -272,15 +277,7 @@ where
     }
 }
 
-impl<S, B> Graceful for Connection<S>
-where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<S: ClientService, T: ClientStream> Graceful for Connection<S, T> {
     fn graceful_shutdown(self: Pin<&mut Self>) {
         let this = self.get_mut();
         this.draining = true;

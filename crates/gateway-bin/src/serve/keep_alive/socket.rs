@@ -8,20 +8,19 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 use crate::serve::header_timer::HeaderTimer;
 
 /// A client socket with the bytes read ahead of it.
-pub(crate) struct Socket {
+pub(crate) struct Socket<T> {
     unread: Bytes,
-    stream: TcpStream,
+    stream: T,
     timer: HeaderTimer,
 }
 
-impl Socket {
+impl<T> Socket<T> {
     /// `stream`, reporting to `timer`'s signals.
-    pub(crate) fn new(stream: TcpStream, timer: HeaderTimer) -> Self {
+    pub(crate) fn new(stream: T, timer: HeaderTimer) -> Self {
         Self {
             unread: Bytes::new(),
             stream,
@@ -36,12 +35,12 @@ impl Socket {
     }
 
     /// The socket itself.
-    pub(crate) fn stream(&self) -> &TcpStream {
+    pub(crate) fn stream(&self) -> &T {
         &self.stream
     }
 }
 
-impl AsyncRead for Socket {
+impl<T: AsyncRead + Unpin> AsyncRead for Socket<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -64,7 +63,7 @@ impl AsyncRead for Socket {
     }
 }
 
-impl AsyncWrite for Socket {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Socket<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
