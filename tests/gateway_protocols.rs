@@ -55,6 +55,29 @@ async fn tls_connect(
         .unwrap()
 }
 
+/// An HTTP/1.1 client connection over `stream`.
+async fn http1_over(
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// `GET path` for `localhost` on `sender`.
+async fn get_on(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: &str,
+) -> hyper::Result<http::Response<hyper::body::Incoming>> {
+    let request = Request::get(path)
+        .header("host", "localhost")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    sender.send_request(request).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_terminates_for_http1_and_http2() {
     let upstream = Upstream::start("app").await;
@@ -69,19 +92,8 @@ async fn tls_terminates_for_http1_and_http2() {
     // HTTP/1.1 over TLS.
     let stream = tls_connect(gw.addr, &cert, &[b"http/1.1"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let response = sender
-        .send_request(
-            Request::get("/one")
-                .header("host", "localhost")
-                .body(Full::<Bytes>::default())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let mut sender = http1_over(stream).await;
+    let response = get_on(&mut sender, "/one").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let echo = json(&response.into_body().collect().await.unwrap().to_bytes());
     assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
@@ -412,28 +424,21 @@ async fn idle_keep_alive_connections_give_their_buffers_back_and_stay_usable() {
     );
     let admin = gw.admin.unwrap();
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    stream
-        .write_all(b"GET /first HTTP/1.1\r\nhost: gw\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = read_response(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(json(&body)["uri"], "/first");
-    assert_eq!(released_connections(admin, 1.0).await, 1.0);
-
-    // The released connection serves its next request, then idles and is released again.
-    stream
-        .write_all(b"GET /second HTTP/1.1\r\nhost: gw\r\n\r\n")
-        .await
-        .unwrap();
-    let (head, body) = read_response(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(
-        !head.to_ascii_lowercase().contains("connection: close"),
-        "{head}"
-    );
-    assert_eq!(json(&body)["uri"], "/second");
-    assert_eq!(released_connections(admin, 1.0).await, 1.0);
+    // Released after the first request; served again and released again after the second.
+    for path in ["/first", "/second"] {
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nhost: gw\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (head, body) = read_response(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("connection: close"),
+            "{head}"
+        );
+        assert_eq!(json(&body)["uri"], path);
+        assert_eq!(released_connections(admin, 1.0).await, 1.0);
+    }
 
     // And an upgrade on it still becomes a tunnel.
     stream
@@ -475,19 +480,9 @@ async fn idle_tls_connections_give_hyper_buffers_back_and_stay_usable() {
     let admin = gw.admin.unwrap();
 
     // ALPN http/1.1: released while idle, its TLS session kept for the next request.
-    let stream = tls_connect(gw.addr, &cert, &[b"http/1.1"]).await;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let mut sender = http1_over(tls_connect(gw.addr, &cert, &[b"http/1.1"]).await).await;
     for (round, path) in ["/one", "/two", "/three"].into_iter().enumerate() {
-        let response = sender
-            .send_request(
-                Request::get(path)
-                    .header("host", "localhost")
-                    .body(Full::<Bytes>::default())
-                    .unwrap(),
-            )
+        let response = get_on(&mut sender, path)
             .await
             .unwrap_or_else(|error| panic!("request {round} on the released connection: {error}"));
         assert_eq!(response.status(), StatusCode::OK);
@@ -498,20 +493,8 @@ async fn idle_tls_connections_give_hyper_buffers_back_and_stay_usable() {
     }
 
     // No ALPN: served as before (hyper-util reads what the client speaks), not released.
-    let stream = tls_connect(gw.addr, &cert, &[]).await;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let response = sender
-        .send_request(
-            Request::get("/plain-alpn-less")
-                .header("host", "localhost")
-                .body(Full::<Bytes>::default())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let mut sender = http1_over(tls_connect(gw.addr, &cert, &[]).await).await;
+    let response = get_on(&mut sender, "/alpn-less").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(released_connections(admin, 1.0).await, 1.0);

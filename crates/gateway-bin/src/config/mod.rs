@@ -106,7 +106,9 @@ pub struct ServerSection {
     /// Worker threads, each running its own event loop and listener (`SO_REUSEPORT`);
     /// default: one per CPU core.
     pub workers: Option<usize>,
-    /// Time allowed to read a request's headers; the connection is closed after it.
+    /// Time allowed to read a request's headers, counted from the connection's accept (or
+    /// TLS handshake) or from the end of its last response; the connection is closed after
+    /// it.
     #[serde(default = "defaults::header_read_timeout")]
     pub header_read_timeout: HumanDuration,
     /// How long an idle HTTP/1.1 keep-alive connection waits for its next request before it

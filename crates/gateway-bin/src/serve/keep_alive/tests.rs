@@ -122,12 +122,18 @@ async fn closed(stream: &mut TcpStream) {
     assert!(read.is_ok() && rest.is_empty(), "{read:?} {rest:?}");
 }
 
-#[tokio::test]
-async fn an_idle_connection_gives_its_buffers_back_and_serves_its_next_request() {
-    let server = server(Duration::from_secs(10)).await;
+/// A client connection to `server` that has had one request answered.
+async fn answered_once(server: &Server) -> TcpStream {
     let mut client = TcpStream::connect(server.addr).await.unwrap();
     client.write_all(&get("/one")).await.unwrap();
     assert_eq!(read_response(&mut client).await, "/one");
+    client
+}
+
+#[tokio::test]
+async fn an_idle_connection_gives_its_buffers_back_and_serves_its_next_request() {
+    let server = server(Duration::from_secs(10)).await;
+    let mut client = answered_once(&server).await;
     released(&server.gauge, 1).await;
 
     client.write_all(&get("/two")).await.unwrap();
@@ -194,9 +200,7 @@ async fn a_head_arriving_byte_by_byte_keeps_its_deadline() {
 async fn a_released_connection_closes_at_its_head_deadline() {
     let header_read_timeout = Duration::from_millis(400);
     let server = server(header_read_timeout).await;
-    let mut client = TcpStream::connect(server.addr).await.unwrap();
-    client.write_all(&get("/one")).await.unwrap();
-    assert_eq!(read_response(&mut client).await, "/one");
+    let mut client = answered_once(&server).await;
     let answered = std::time::Instant::now();
     released(&server.gauge, 1).await;
     closed(&mut client).await;
@@ -214,9 +218,7 @@ async fn a_connection_that_never_sends_closes_at_its_head_deadline() {
 #[tokio::test]
 async fn draining_closes_released_connections_at_once() {
     let server = server(Duration::from_secs(10)).await;
-    let mut client = TcpStream::connect(server.addr).await.unwrap();
-    client.write_all(&get("/one")).await.unwrap();
-    assert_eq!(read_response(&mut client).await, "/one");
+    let mut client = answered_once(&server).await;
     released(&server.gauge, 1).await;
     tokio::time::timeout(Duration::from_secs(2), server.drain.shutdown())
         .await
