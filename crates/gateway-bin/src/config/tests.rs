@@ -58,6 +58,10 @@ fn minimal_config_gets_defaults() {
     let config = parse(BASE).unwrap();
     assert_eq!(config.server.max_body.bytes(), 10 << 20);
     assert_eq!(config.server.request_timeout.get(), Duration::from_secs(30));
+    assert_eq!(
+        config.server.release_idle_after.get(),
+        Duration::from_secs(1)
+    );
     assert_eq!(config.routes[0].display_name(), "/api");
     assert_eq!(*config.routes[0].auth.get_ref(), AuthMode::None);
 }
@@ -84,6 +88,24 @@ fn bad_duration_is_located() {
     assert_eq!(err.field.as_deref(), Some("server.request_timeout"));
     assert_eq!(err.position.map(|p| p.0), Some(4));
     assert!(err.message.contains("invalid duration"), "{err}");
+}
+
+#[test]
+fn release_idle_after_is_read_and_located() {
+    let with = |value: &str| {
+        BASE.replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"127.0.0.1:8080\"\nrelease_idle_after = {value}"),
+        )
+    };
+    let config = parse(&with("\"250ms\"")).unwrap();
+    assert_eq!(
+        config.server.release_idle_after.get(),
+        Duration::from_millis(250)
+    );
+    let err = parse(&with("\"soon\"")).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("server.release_idle_after"));
+    assert_eq!(err.position.map(|p| p.0), Some(4));
 }
 
 #[test]
