@@ -63,6 +63,30 @@ def start_upstream(work, port):
     return nginx
 
 
+def start_bench_gateway(work, binary, server_lines=""):
+    """nginx and the gateway (`binary`) in front of it, one route `/` to it, `server_lines`
+    added to `[server]`; returns the processes (for `stop`), the gateway's process and port,
+    once both listen."""
+    up, gw = free_port(), free_port()
+    with open(f"{work}/gateway.toml", "w") as f:
+        f.write(
+            f'[server]\nlisten = "127.0.0.1:{gw}"\n{server_lines}'
+            f'[upstreams.bench]\ntargets = ["http://127.0.0.1:{up}"]\n'
+            '[[routes]]\npath = "/"\nupstream = "bench"\n'
+        )
+    procs = [start_upstream(work, up)]
+    try:
+        gateway = subprocess.Popen(
+            [binary, "--config", f"{work}/gateway.toml"], stdout=subprocess.DEVNULL
+        )
+        procs.append(gateway)
+        wait_port(gw)
+    except BaseException:
+        stop(procs)
+        raise
+    return procs, gateway, gw
+
+
 def stop(processes):
     """Stops the processes, the last started first."""
     for process in reversed(processes):

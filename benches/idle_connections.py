@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from bench_support import free_port, raise_fd_limit, rss, start_upstream, stop, wait_port
+from bench_support import raise_fd_limit, rss, start_bench_gateway, stop
 
 CONNS = int(os.environ.get("CONNS", "5000"))
 SETTLE = float(os.environ.get("SETTLE", "30"))
@@ -89,23 +89,14 @@ def main():
         CLIENT_TLS = client_tls()
     raise_fd_limit(CONNS * 2 + 1024)
     work = tempfile.mkdtemp(prefix="idle-conns-")
-    up, gw = free_port(), free_port()
-    with open(f"{work}/gateway.toml", "w") as f:
-        f.write(
-            f'[server]\nlisten = "127.0.0.1:{gw}"\nheader_read_timeout = "600s"\n'
-            + (f'release_idle_after = "{RELEASE_IDLE_AFTER}"\n' if RELEASE_IDLE_AFTER else "")
-            + (self_signed(work) if TLS else "")
-            + f'[upstreams.bench]\ntargets = ["http://127.0.0.1:{up}"]\n'
-            '[[routes]]\npath = "/"\nupstream = "bench"\n'
-        )
-    procs = [start_upstream(work, up)]
+    procs, gateway, gw = start_bench_gateway(
+        work,
+        GW,
+        'header_read_timeout = "600s"\n'
+        + (f'release_idle_after = "{RELEASE_IDLE_AFTER}"\n' if RELEASE_IDLE_AFTER else "")
+        + (self_signed(work) if TLS else ""),
+    )
     try:
-        gateway = subprocess.Popen(
-            [GW, "--config", f"{work}/gateway.toml"], stdout=subprocess.DEVNULL
-        )
-        procs.append(gateway)
-        wait_port(gw)
-
         async def warm_up():
             writer = await one_request(gw)
             writer.close()

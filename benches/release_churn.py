@@ -15,12 +15,11 @@ without `connection: close`, and no connection may fail. Loopback only; needs ng
 import asyncio
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 
-from bench_support import free_port, raise_fd_limit, start_upstream, stop, wait_port
+from bench_support import raise_fd_limit, start_bench_gateway, stop
 
 CONNS = int(os.environ.get("CONNS", "300"))
 SECS = float(os.environ.get("SECS", "20"))
@@ -85,22 +84,11 @@ async def client(port, deadline, tally):
 def main():
     raise_fd_limit(CONNS * 2 + 1024)
     work = tempfile.mkdtemp(prefix="release-churn-")
-    up, gw = free_port(), free_port()
-    with open(f"{work}/gateway.toml", "w") as f:
-        f.write(
-            f'[server]\nlisten = "127.0.0.1:{gw}"\nrelease_idle_after = "{REL}"\n'
-            "access_log = false\n"
-            f'[upstreams.bench]\ntargets = ["http://127.0.0.1:{up}"]\n'
-            '[[routes]]\npath = "/"\nupstream = "bench"\n'
-        )
-    procs = [start_upstream(work, up)]
+    procs, _, gw = start_bench_gateway(
+        work, GW, f'release_idle_after = "{REL}"\naccess_log = false\n'
+    )
     tally = Tally()
     try:
-        gateway = subprocess.Popen(
-            [GW, "--config", f"{work}/gateway.toml"], stdout=subprocess.DEVNULL
-        )
-        procs.append(gateway)
-        wait_port(gw)
 
         async def run():
             deadline = time.time() + SECS

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 
-from bench_support import free_port, raise_fd_limit, start_upstream, stop, wait_port
+from bench_support import raise_fd_limit, start_bench_gateway, stop
 
 SLOW = int(os.environ.get("SLOW", "300"))
 SECONDS = int(os.environ.get("SECONDS", "15"))
@@ -57,19 +57,8 @@ def slow_client(port, halt, cut):
 def main():
     raise_fd_limit(SLOW * 2 + 1024)
     work = tempfile.mkdtemp(prefix="slowloris-")
-    up, gw = free_port(), free_port()
-    with open(f"{work}/gateway.toml", "w") as f:
-        f.write(
-            f'[server]\nlisten = "127.0.0.1:{gw}"\naccess_log = false\n'
-            f'[upstreams.bench]\ntargets = ["http://127.0.0.1:{up}"]\n'
-            '[[routes]]\npath = "/"\nupstream = "bench"\n'
-        )
-    procs = [start_upstream(work, up)]
+    procs, _, gw = start_bench_gateway(work, GW, "access_log = false\n")
     try:
-        procs.append(
-            subprocess.Popen([GW, "--config", f"{work}/gateway.toml"], stdout=subprocess.DEVNULL)
-        )
-        wait_port(gw)
         wrk(gw, 2)
         baseline = wrk(gw, SECONDS)
         halt, cut = threading.Event(), []
