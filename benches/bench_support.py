@@ -2,6 +2,7 @@
 listener, the nginx upstream answering 100 bytes at `/`, process memory and fds from `/proc`,
 the file-descriptor limit, and stopping what a script started."""
 
+import asyncio
 import os
 import resource
 import socket
@@ -85,6 +86,18 @@ def start_bench_gateway(work, binary, server_lines=""):
         stop(procs)
         raise
     return procs, gateway, gw
+
+
+async def read_response(reader, timeout):
+    """Reads one HTTP/1.1 response with a `Content-Length` body; returns its head."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await asyncio.wait_for(reader.readexactly(length), timeout)
+    return head
 
 
 def stop(processes):

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from bench_support import raise_fd_limit, rss, start_bench_gateway, stop
+from bench_support import raise_fd_limit, read_response, rss, start_bench_gateway, stop
 
 CONNS = int(os.environ.get("CONNS", "5000"))
 SETTLE = float(os.environ.get("SETTLE", "30"))
@@ -62,13 +62,7 @@ async def one_request(port):
     )
     writer.write(b"GET /small HTTP/1.1\r\nHost: gw\r\n\r\n")
     await writer.drain()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    await asyncio.wait_for(reader.readexactly(length), 10)
+    await read_response(reader, 10)
     return writer
 
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from bench_support import raise_fd_limit, start_bench_gateway, stop
+from bench_support import raise_fd_limit, read_response, start_bench_gateway, stop
 
 CONNS = int(os.environ.get("CONNS", "300"))
 SECS = float(os.environ.get("SECS", "20"))
@@ -36,13 +36,7 @@ class Tally:
 
 
 async def response(reader, tally):
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    await asyncio.wait_for(reader.readexactly(length), 5)
+    head = await read_response(reader, 5)
     if head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower():
         tally.ok += 1
     else:
