@@ -1,6 +1,7 @@
 """What the Python bench scripts beside this file share: free loopback ports, waiting for a
-listener, the nginx upstream answering 100 bytes at `/`, process memory and fds from `/proc`,
-the file-descriptor limit, and stopping what a script started."""
+listener, the nginx upstream answering 100 bytes at `/` (alone, or with the gateway in front of
+it), reading one response, process memory and fds from `/proc`, the file-descriptor limit, and
+stopping what a script started."""
 
 import asyncio
 import os
