@@ -44,6 +44,42 @@ struct Armed {
     cap: Option<tokio::time::Instant>,
 }
 
+impl Armed {
+    /// Makes the one tokio timer fire at `at`.
+    fn wake_at(&mut self, at: tokio::time::Instant) {
+        match self.sleep.as_mut() {
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Armed> {
+        self.armed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ready once the armed deadline has passed; passing the release point on the way
+    /// raises [`Signals::release_due`].
+    fn poll_deadline(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut armed = self.lock();
+        let deadline = armed.deadline;
+        let Some(sleep) = armed.sleep.as_mut() else {
+            return Poll::Ready(());
+        };
+        std::task::ready!(sleep.as_mut().poll(cx));
+        match deadline {
+            Some(deadline) if sleep.deadline() < deadline => {
+                // The release point, not the deadline: say so and wait on.
+                self.signals.release_due.store(true, Ordering::Relaxed);
+                sleep.as_mut().reset(deadline);
+                sleep.as_mut().poll(cx)
+            }
+            _ => Poll::Ready(()),
+        }
+    }
+}
+
 /// What a keep-alive connection's parts tell each other about it; relaxed flags, all written
 /// and read by the connection's own task.
 #[derive(Default)]
@@ -108,44 +144,22 @@ impl HeaderTimer {
     /// head is due `timeout` from now.
     pub(crate) fn arm(&self, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut armed = self.lock();
+        let mut armed = self.shared.lock();
         armed.cap = Some(deadline);
         armed.deadline = Some(deadline);
-        match armed.sleep.as_mut() {
-            Some(sleep) => sleep.as_mut().reset(deadline),
-            None => armed.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-        }
+        armed.wake_at(deadline);
     }
 
     /// Keeps the deadline of the head being waited for as the cap of the next one: a
     /// released connection's next head is due when it would have been.
     pub(crate) fn hold_deadline(&self) {
-        let mut armed = self.lock();
+        let mut armed = self.shared.lock();
         armed.cap = armed.deadline;
     }
 
     /// Ready once the deadline armed last has passed.
     pub(crate) fn poll_deadline(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut armed = self.lock();
-        let deadline = armed.deadline;
-        match armed.sleep.as_mut() {
-            Some(sleep) => {
-                if deadline.is_some_and(|deadline| sleep.deadline() < deadline) {
-                    sleep
-                        .as_mut()
-                        .reset(deadline.unwrap_or_else(tokio::time::Instant::now));
-                }
-                sleep.as_mut().poll(cx)
-            }
-            None => Poll::Ready(()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Armed> {
-        self.shared
-            .armed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.poll_deadline(cx)
     }
 }
 
@@ -157,7 +171,7 @@ impl hyper::rt::Timer for HeaderTimer {
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         let mut deadline = tokio::time::Instant::from_std(deadline);
         {
-            let mut armed = self.lock();
+            let mut armed = self.shared.lock();
             if let Some(cap) = armed.cap.take() {
                 deadline = deadline.min(cap);
             }
@@ -172,10 +186,7 @@ impl hyper::rt::Timer for HeaderTimer {
                     .unwrap_or_else(tokio::time::Instant::now),
                 None => deadline,
             };
-            match armed.sleep.as_mut() {
-                Some(sleep) => sleep.as_mut().reset(wake),
-                None => armed.sleep = Some(Box::pin(tokio::time::sleep_until(wake))),
-            }
+            armed.wake_at(wake);
         }
         Box::pin(HeaderSleep {
             shared: self.shared.clone(),
@@ -197,28 +208,7 @@ impl Future for HeaderSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut armed = self
-            .shared
-            .armed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let deadline = armed.deadline;
-        let Some(sleep) = armed.sleep.as_mut() else {
-            return Poll::Ready(());
-        };
-        std::task::ready!(sleep.as_mut().poll(cx));
-        match deadline {
-            Some(deadline) if sleep.deadline() < deadline => {
-                // The release point, not the deadline: say so and wait on.
-                self.shared
-                    .signals
-                    .release_due
-                    .store(true, Ordering::Relaxed);
-                sleep.as_mut().reset(deadline);
-                sleep.as_mut().poll(cx)
-            }
-            _ => Poll::Ready(()),
-        }
+        self.shared.poll_deadline(cx)
     }
 }
 
