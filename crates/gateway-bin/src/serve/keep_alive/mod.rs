@@ -156,6 +156,11 @@ impl<S: ClientService, T: ClientStream> Connection<S, T> {
         let State::Fresh { stream, .. } = &mut self.state else {
             unreachable!("polled as fresh")
         };
+        if self.draining {
+            // Nothing started yet: close, as hyper closes a connection that has sent nothing.
+            self.state = State::Done;
+            return Poll::Ready(Ok(()));
+        }
         let http1 = match stream.poll_protocol(cx) {
             Poll::Ready(Ok(Protocol::Http1)) => true,
             Poll::Ready(Ok(Protocol::Auto)) => false,
@@ -164,7 +169,7 @@ impl<S: ClientService, T: ClientStream> Connection<S, T> {
                 return Poll::Ready(Ok(()));
             }
             Poll::Pending => {
-                if self.draining || self.timer.poll_deadline(cx).is_ready() {
+                if self.timer.poll_deadline(cx).is_ready() {
                     self.state = State::Done;
                     return Poll::Ready(Ok(()));
                 }
@@ -251,10 +256,15 @@ impl<S: ClientService, T: ClientStream> Future for Connection<S, T> {
                     Poll::Pending => return Poll::Pending,
                 },
                 State::Released { socket, .. } => {
-                    let readable = socket.stream().poll_read_ready(cx);
-                    if readable.is_pending() {
-                        if this.draining || this.timer.poll_deadline(cx).is_ready() {
-                            // Idle past its head deadline, or the worker stops: close.
+                    // Closed when the worker stops, as hyper closes an idle connection, even
+                    // if the next request is on its way; else when idle past its deadline.
+                    if this.draining {
+                        this.state = State::Done;
+                        this.serving.gauge.resumed();
+                        return Poll::Ready(Ok(()));
+                    }
+                    if socket.stream().poll_read_ready(cx).is_pending() {
+                        if this.timer.poll_deadline(cx).is_ready() {
                             this.state = State::Done;
                             this.serving.gauge.resumed();
                             return Poll::Ready(Ok(()));

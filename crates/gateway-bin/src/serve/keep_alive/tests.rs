@@ -226,3 +226,25 @@ async fn draining_closes_released_connections_at_once() {
     closed(&mut client).await;
     assert_eq!(server.gauge.released_count(), 0);
 }
+
+#[tokio::test]
+async fn draining_closes_a_released_connection_whose_next_request_is_on_its_way() {
+    let server = server(Duration::from_secs(10)).await;
+    let mut client = answered_once(&server).await;
+    released(&server.gauge, 1).await;
+    // The request and the drain reach the connection's task at the same poll (this test's
+    // runtime runs one task at a time): the drain wins, as for an idle hyper connection.
+    client.write_all(&get("/late")).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), server.drain.shutdown())
+        .await
+        .expect("the released connection was served on and held the drain");
+    // Closed with the request unread: end of file, or a reset.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+        .await
+        .expect("the connection was not closed");
+    match read {
+        Ok(_) => assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest)),
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+}
