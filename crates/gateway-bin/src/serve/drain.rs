@@ -156,43 +156,12 @@ mod tests {
 
     use http::{Request, Response};
     use hyper::body::Incoming;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
-    use hyper_util::server::graceful::GracefulConnection;
-
     use super::*;
-
-    pin_project! {
-        /// A hyper-util connection as a [`Graceful`] one.
-        struct Hyper<C> {
-            #[pin]
-            conn: C,
-        }
-    }
-
-    impl<C> Hyper<C> {
-        /// Wraps `conn`.
-        fn new(conn: C) -> Self {
-            Self { conn }
-        }
-    }
-
-    impl<C: GracefulConnection> Future for Hyper<C> {
-        type Output = C::Output;
-
-        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
-            self.project().conn.poll(cx)
-        }
-    }
-
-    impl<C: GracefulConnection> Graceful for Hyper<C> {
-        fn graceful_shutdown(self: Pin<&mut Self>) {
-            self.project().conn.graceful_shutdown();
-        }
-    }
+    use crate::serve::keep_alive::{Connection, Serving};
+    use crate::serve::listener::{ConnectionGauge, ConnectionLimits};
 
     /// Serves one accepted connection under `drain`, answering after `delay`.
     async fn serve_one(listener: &TcpListener, drain: &Drain, delay: Duration) {
@@ -201,10 +170,14 @@ mod tests {
             tokio::time::sleep(delay).await;
             Ok::<_, std::convert::Infallible>(Response::new(String::from("done")))
         });
-        let connection = auto::Builder::new(TokioExecutor::new())
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = drain.watch(Hyper::new(connection));
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_size: 64 << 10,
+            max_headers: 100,
+            release_idle_after: Duration::from_secs(1),
+        };
+        let serving = Arc::new(Serving::new(limits, Arc::new(ConnectionGauge::default())));
+        let connection = drain.watch(Connection::new(stream, service, serving));
         tokio::spawn(async move {
             let _ = connection.await;
         });

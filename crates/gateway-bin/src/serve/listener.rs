@@ -74,14 +74,19 @@ impl ConnectionGauge {
         self.released.load(Ordering::Relaxed)
     }
 
-    /// A connection gave its buffers back.
-    pub(crate) fn released(&self) {
+    /// Counts a connection as released for as long as the returned guard lives.
+    pub(crate) fn count_released(self: &Arc<Self>) -> ReleasedGuard {
         self.released.fetch_add(1, Ordering::Relaxed);
+        ReleasedGuard(self.clone())
     }
+}
 
-    /// A connection that had given its buffers back is served again, or closed.
-    pub(crate) fn resumed(&self) {
-        self.released.fetch_sub(1, Ordering::Relaxed);
+/// One released connection in the gauge; dropped when it is served again or closed.
+pub(crate) struct ReleasedGuard(Arc<ConnectionGauge>);
+
+impl Drop for ReleasedGuard {
+    fn drop(&mut self) {
+        self.0.released.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -227,14 +232,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let listener = TcpListener::from_std(listener)?;
-    let builder = connection_builder(limits);
-    let serving = Arc::new(keep_alive::Serving {
-        auto: builder.clone(),
-        http1: http1_builder(&limits),
-        header_read_timeout: limits.header_read_timeout,
-        release_after: limits.release_idle_after,
-        gauge: gauge.clone(),
-    });
+    let serving = Arc::new(keep_alive::Serving::new(limits, gauge.clone()));
     let drain = crate::serve::drain::Drain::default();
     let chores = tokio::spawn(housekeeping(gauge.clone()));
     loop {

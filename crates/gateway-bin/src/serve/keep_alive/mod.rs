@@ -34,7 +34,9 @@ use hyper_util::server::conn::auto;
 
 use crate::serve::drain::Graceful;
 use crate::serve::header_timer::HeaderTimer;
-use crate::serve::listener::ConnectionGauge;
+use crate::serve::listener::{
+    ConnectionGauge, ConnectionLimits, ReleasedGuard, connection_builder, http1_builder,
+};
 
 mod socket;
 mod stream;
@@ -86,6 +88,19 @@ pub(crate) struct Serving {
     pub(crate) gauge: Arc<ConnectionGauge>,
 }
 
+impl Serving {
+    /// Builders and times from `limits`, released connections counted in `gauge`.
+    pub(crate) fn new(limits: ConnectionLimits, gauge: Arc<ConnectionGauge>) -> Self {
+        Self {
+            auto: connection_builder(limits),
+            http1: http1_builder(&limits),
+            header_read_timeout: limits.header_read_timeout,
+            release_after: limits.release_idle_after,
+            gauge,
+        }
+    }
+}
+
 type Http1Connection<S, T> = http1::UpgradeableConnection<TokioIo<Socket<T>>, S>;
 type AutoConnection<S, T> = auto::UpgradeableConnection<'static, TokioIo<T>, S, TokioExecutor>;
 
@@ -101,6 +116,7 @@ enum State<S: HttpService<Incoming>, T> {
     Released {
         socket: Socket<T>,
         service: S,
+        _counted: ReleasedGuard,
     },
     /// Served by hyper-util's auto connection.
     Auto(Pin<Box<AutoConnection<S, T>>>),
@@ -134,14 +150,6 @@ impl<S: HttpService<Incoming>, T> Connection<S, T> {
     }
 }
 
-impl<S: HttpService<Incoming>, T> Drop for Connection<S, T> {
-    fn drop(&mut self) {
-        if matches!(self.state, State::Released { .. }) {
-            self.serving.gauge.resumed();
-        }
-    }
-}
-
 impl<S: ClientService, T: ClientStream> Connection<S, T> {
     fn serve_http1(&mut self, socket: Socket<T>, service: S) {
         let connection = self
@@ -151,27 +159,27 @@ impl<S: ClientService, T: ClientStream> Connection<S, T> {
         self.state = State::Http1(Box::new(connection));
     }
 
-    /// Polls a fresh connection until it says what it speaks.
-    fn poll_fresh(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    /// Polls a fresh connection until it says what it speaks (or is closed).
+    fn poll_fresh(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let State::Fresh { stream, .. } = &mut self.state else {
             unreachable!("polled as fresh")
         };
         if self.draining {
             // Nothing started yet: close, as hyper closes a connection that has sent nothing.
             self.state = State::Done;
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(());
         }
         let http1 = match stream.poll_protocol(cx) {
             Poll::Ready(Ok(Protocol::Http1)) => true,
             Poll::Ready(Ok(Protocol::Auto)) => false,
             Poll::Ready(Ok(Protocol::Closed) | Err(_)) => {
                 self.state = State::Done;
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(());
             }
             Poll::Pending => {
                 if self.timer.poll_deadline(cx).is_ready() {
                     self.state = State::Done;
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(());
                 }
                 return Poll::Pending;
             }
@@ -190,7 +198,7 @@ impl<S: ClientService, T: ClientStream> Connection<S, T> {
                 .into_owned();
             self.state = State::Auto(Box::pin(connection));
         }
-        Poll::Ready(Ok(()))
+        Poll::Ready(())
     }
 
     /// Shuts an idle HTTP/1 connection down and keeps its socket, if hyper agrees it is idle.
@@ -201,21 +209,18 @@ impl<S: ClientService, T: ClientStream> Connection<S, T> {
         let signals = self.timer.signals();
         signals.set_releasing(true);
         Pin::new(&mut **connection).graceful_shutdown();
-        match Pin::new(&mut **connection).poll(cx) {
+        let ended = Pin::new(&mut **connection).poll(cx);
+        signals.set_releasing(false);
+        match ended {
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(error)) => {
-                signals.set_releasing(false);
                 self.state = State::Done;
                 return Poll::Ready(Err(error.into()));
             }
-            Poll::Pending => {
-                // hyper was in the middle of something after all; it now closes the
-                // connection once that is done, as on any graceful shutdown.
-                signals.set_releasing(false);
-                return Poll::Pending;
-            }
+            // hyper was in the middle of something after all; it now closes the connection
+            // once that is done, as on any graceful shutdown.
+            Poll::Pending => return Poll::Pending,
         }
-        signals.set_releasing(false);
         let State::Http1(connection) = std::mem::replace(&mut self.state, State::Done) else {
             unreachable!("checked above")
         };
@@ -226,10 +231,10 @@ impl<S: ClientService, T: ClientStream> Connection<S, T> {
         let mut socket = parts.io.into_inner();
         socket.unread(&parts.read_buf);
         self.timer.hold_deadline();
-        self.serving.gauge.released();
         self.state = State::Released {
             socket,
             service: parts.service,
+            _counted: self.serving.gauge.count_released(),
         };
         Poll::Ready(Ok(()))
     }
@@ -242,9 +247,7 @@ impl<S: ClientService, T: ClientStream> Future for Connection<S, T> {
         let this = self.get_mut();
         loop {
             match &mut this.state {
-                State::Fresh { .. } => {
-                    std::task::ready!(this.poll_fresh(cx))?;
-                }
+                State::Fresh { .. } => std::task::ready!(this.poll_fresh(cx)),
                 State::Http1(connection) => match Pin::new(&mut **connection).poll(cx) {
                     Poll::Ready(result) => {
                         this.state = State::Done;
@@ -260,23 +263,21 @@ impl<S: ClientService, T: ClientStream> Future for Connection<S, T> {
                     // if the next request is on its way; else when idle past its deadline.
                     if this.draining {
                         this.state = State::Done;
-                        this.serving.gauge.resumed();
                         return Poll::Ready(Ok(()));
                     }
                     if socket.stream().poll_read_ready(cx).is_pending() {
                         if this.timer.poll_deadline(cx).is_ready() {
                             this.state = State::Done;
-                            this.serving.gauge.resumed();
                             return Poll::Ready(Ok(()));
                         }
                         return Poll::Pending;
                     }
-                    let State::Released { socket, service } =
-                        std::mem::replace(&mut this.state, State::Done)
+                    let State::Released {
+                        socket, service, ..
+                    } = std::mem::replace(&mut this.state, State::Done)
                     else {
                         unreachable!("matched above")
                     };
-                    this.serving.gauge.resumed();
                     // A read error shows up in hyper's first read, as it would have.
                     this.serve_http1(socket, service);
                 }

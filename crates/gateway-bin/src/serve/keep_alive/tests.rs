@@ -14,9 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::{Connection, Serving};
 use crate::serve::drain::Drain;
-use crate::serve::listener::{
-    ConnectionGauge, ConnectionLimits, connection_builder, http1_builder,
-};
+use crate::serve::listener::{ConnectionGauge, ConnectionLimits};
 
 const RELEASE_AFTER: Duration = Duration::from_millis(50);
 
@@ -38,13 +36,7 @@ async fn server(header_read_timeout: Duration) -> Server {
         max_headers: 100,
         release_idle_after: RELEASE_AFTER,
     };
-    let serving = Arc::new(Serving {
-        auto: connection_builder(limits),
-        http1: http1_builder(&limits),
-        header_read_timeout,
-        release_after: RELEASE_AFTER,
-        gauge: gauge.clone(),
-    });
+    let serving = Arc::new(Serving::new(limits, gauge.clone()));
     let drain = Drain::default();
     tokio::spawn({
         let drain = drain.clone();
